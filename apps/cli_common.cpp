@@ -1,0 +1,72 @@
+#include "cli_common.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+
+namespace switchboard::cli {
+
+void setup_logging(const std::string& level) {
+  const auto lvl = spdlog::level::from_str(level);
+  if (lvl == spdlog::level::off && level != "off") {
+    throw std::invalid_argument("unknown log level '" + level +
+                                "' (trace, debug, info, warn, error, critical, off)");
+  }
+  auto logger = spdlog::stderr_color_mt("switchboard");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(lvl);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+}
+
+namespace {
+std::string strip_newline(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::string read_stdin_line(const std::string& prompt) {
+  const bool tty = ::isatty(STDIN_FILENO);
+  termios old{};
+  if (tty) {
+    std::cerr << prompt << std::flush;
+    ::tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::string line;
+  std::getline(std::cin, line);
+  if (tty) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::cerr << '\n';
+  }
+  return strip_newline(line);
+}
+}  // namespace
+
+std::string read_password(const std::filesystem::path& password_file, bool allow_stdin,
+                          const std::string& prompt) {
+  std::string pw;
+  if (!password_file.empty()) {
+    std::ifstream in(password_file);
+    if (!in) throw std::runtime_error("cannot read password file " + password_file.string());
+    std::getline(in, pw);
+    pw = strip_newline(pw);
+  } else if (const char* env = std::getenv("SWITCHBOARD_PASSWORD")) {
+    pw = env;
+  } else if (allow_stdin) {
+    pw = read_stdin_line(prompt);
+  } else {
+    throw std::runtime_error("no password: use --password-file or SWITCHBOARD_PASSWORD");
+  }
+  if (pw.empty()) throw std::runtime_error("the password is empty");
+  return pw;
+}
+
+}  // namespace switchboard::cli

@@ -1,0 +1,19 @@
+// What both command-line programs share: log set-up and reading secrets (never from argv).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace switchboard::cli {
+
+// "trace".."off"; throws std::invalid_argument for anything else. Logs go to stderr.
+void setup_logging(const std::string& level);
+
+// The password, from the first that is given: --password-file, $SWITCHBOARD_PASSWORD, stdin
+// (when allow_stdin; a prompt without echo on a terminal). Trailing CR/LF are removed.
+// Throws std::runtime_error if none is available or it is empty.
+std::string read_password(const std::filesystem::path& password_file, bool allow_stdin,
+                          const std::string& prompt = "Password: ");
+
+}  // namespace switchboard::cli

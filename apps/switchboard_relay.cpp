@@ -1,0 +1,159 @@
+// switchboard-relay: the relay server and its user store's management commands.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+
+#include "cli_common.hpp"
+#include "net/endpoint.hpp"
+#include "net/tls.hpp"
+#include "relay/config_file.hpp"
+#include "relay/server.hpp"
+#include "store/user_store.hpp"
+
+using namespace switchboard;
+
+namespace {
+
+std::filesystem::path db_path(const std::filesystem::path& data_dir) {
+  return data_dir / "users.db";
+}
+
+net::server_identity identity_for(const relay::relay_config& c) {
+  if (!c.cert_file.empty() || !c.key_file.empty()) {
+    if (c.cert_file.empty() || c.key_file.empty()) {
+      throw std::runtime_error("cert_file and key_file must be given together");
+    }
+    return {c.cert_file, c.key_file};
+  }
+  return net::ensure_self_signed(c.data_dir);
+}
+
+int serve(const relay::relay_config& cfg, const std::string& port_file) {
+  auto users = store::open_sqlite_store(db_path(cfg.data_dir));
+  net::ssl_ctx_ptr tls;
+  if (!cfg.plaintext) {
+    const auto id = identity_for(cfg);
+    tls = net::make_server_context(id);
+    spdlog::info("TLS certificate {} fingerprint {}", id.cert_file.string(),
+                 net::fingerprint_of_cert_file(id.cert_file));
+  } else {
+    spdlog::warn("plaintext mode: lines are not encrypted (asked for with --plaintext)");
+  }
+  asio::io_context io(1);
+  relay::server srv(io, cfg, *users, std::move(tls));
+  const auto ep = srv.listen(net::parse_endpoint(cfg.listen));
+  srv.start();
+  spdlog::info("relay listening on {} (data in {})", net::to_string(ep), cfg.data_dir.string());
+  if (!port_file.empty()) std::ofstream(port_file) << ep.port() << '\n';
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const error_code& ec, int sig) {
+    if (!ec) {
+      spdlog::info("signal {}: draining", sig);
+      srv.stop();
+    }
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+  io.run();
+  const auto& c = srv.state().counters();
+  spdlog::info("relay stopped: {} password logins, {} token logins, {} sessions", c.password_logins,
+               c.token_logins, c.sessions_paired);
+  return 0;
+}
+
+void print_user(const store::user_record& u) {
+  std::string allow = u.settings.allow.empty() ? "*" : "";
+  for (const auto& a : u.settings.allow) allow += (allow.empty() ? "" : ",") + a;
+  std::cout << u.id << "\tmax_lines=" << u.settings.max_lines << "\tallow=" << allow << '\n';
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"switchboard-relay: relay for devices behind NAT and firewalls"};
+  app.require_subcommand(1);
+  std::string config_file, data_dir, log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+      ->capture_default_str();
+
+  auto* serve_cmd = app.add_subcommand("serve", "run the relay");
+  std::string listen, port_file;
+  bool plaintext = false;
+  serve_cmd->add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
+  serve_cmd->add_option("--listen", listen, "ADDR:PORT to listen on (default 0.0.0.0:7443)");
+  serve_cmd->add_option("--data-dir", data_dir, "user store and certificate (default ./switchboard-data)");
+  serve_cmd->add_flag("--plaintext", plaintext, "no TLS (tests and benchmarks only)");
+  serve_cmd->add_option("--port-file", port_file, "write the bound port here (for --listen ...:0)");
+
+  auto* fp_cmd = app.add_subcommand("fingerprint", "print the relay certificate's SHA-256 fingerprint");
+  fp_cmd->add_option("--data-dir", data_dir, "data directory (default ./switchboard-data)");
+
+  auto* user_cmd = app.add_subcommand("user", "manage the user store");
+  user_cmd->require_subcommand(1);
+  user_cmd->add_option("--data-dir", data_dir, "data directory (default ./switchboard-data)");
+  std::string uid, password_file;
+  std::vector<std::string> callers;
+  bool any = false;
+  int max_lines = 0;
+  auto* add = user_cmd->add_subcommand("add", "add a user; the password is read from stdin");
+  add->add_option("ID", uid, "user ID")->required();
+  add->add_option("--password-file", password_file, "read the password from this file");
+  auto* del = user_cmd->add_subcommand("del", "delete a user");
+  del->add_option("ID", uid, "user ID")->required();
+  auto* list = user_cmd->add_subcommand("list", "list users and their settings");
+  auto* passwd = user_cmd->add_subcommand("passwd", "set a user's password (read from stdin)");
+  passwd->add_option("ID", uid, "user ID")->required();
+  passwd->add_option("--password-file", password_file, "read the password from this file");
+  auto* allow = user_cmd->add_subcommand("allow", "set who may call a user (default: anyone)");
+  allow->add_option("ID", uid, "user ID")->required();
+  allow->add_option("CALLER", callers, "user IDs allowed to call ID");
+  allow->add_flag("--any", any, "allow any logged-in user (clears the list)");
+  auto* limit = user_cmd->add_subcommand("max-lines", "set how many lines a user may hold");
+  limit->add_option("ID", uid, "user ID")->required();
+  limit->add_option("N", max_lines, "lines (1-65535)")->required()->check(CLI::Range(1, 65535));
+
+  // Options of a parent command may also follow its subcommands ("user add ID --data-dir D").
+  for (auto* sub : {serve_cmd, fp_cmd, user_cmd, add, del, list, passwd, allow, limit}) sub->fallthrough();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    cli::setup_logging(log_level);
+    relay::relay_config cfg;
+    if (!config_file.empty()) cfg = relay::load_relay_config(config_file, cfg);
+    if (!data_dir.empty()) cfg.data_dir = data_dir;
+    if (!listen.empty()) cfg.listen = listen;
+    if (plaintext) cfg.plaintext = true;
+
+    if (*serve_cmd) return serve(cfg, port_file);
+    if (*fp_cmd) {
+      std::cout << net::fingerprint_of_cert_file(identity_for(cfg).cert_file) << '\n';
+      return 0;
+    }
+    auto users = store::open_sqlite_store(db_path(cfg.data_dir));
+    if (*add) {
+      users->add_user(uid, cli::read_password(password_file, true, "Password for " + uid + ": "));
+      std::cout << "added " << uid << '\n';
+    } else if (*del) {
+      if (!users->remove_user(uid)) throw std::runtime_error("no user '" + uid + "'");
+      std::cout << "deleted " << uid << '\n';
+    } else if (*list) {
+      for (const auto& u : users->list_users()) print_user(u);
+    } else if (*passwd) {
+      users->set_password(uid, cli::read_password(password_file, true, "New password for " + uid + ": "));
+      std::cout << "password changed for " << uid << '\n';
+    } else if (*allow) {
+      if (any && !callers.empty()) throw std::runtime_error("give callers or --any, not both");
+      if (!any && callers.empty()) throw std::runtime_error("give callers, or --any to allow anyone");
+      users->set_allow_list(uid, callers);
+      print_user(*users->find_user(uid));
+    } else if (*limit) {
+      users->set_max_lines(uid, static_cast<std::uint16_t>(max_lines));
+      print_user(*users->find_user(uid));
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "switchboard-relay: " << e.what() << '\n';
+    return 1;
+  }
+}

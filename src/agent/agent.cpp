@@ -1,0 +1,203 @@
+#include "agent/agent.hpp"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "agent/line.hpp"
+#include "protocol/names.hpp"
+
+namespace switchboard::agent {
+
+namespace p = protocol;
+using p::error_code;
+using clock = std::chrono::steady_clock;
+
+call_error::call_error(error_code code, const std::string& message)
+    : std::runtime_error(std::string(p::error_name(code)) + ": " + message), code_(code) {}
+
+agent::agent(asio::any_io_executor ex, agent_options opts)
+    : ex_(std::move(ex)),
+      opts_(std::move(opts)),
+      pool_changed_(ex_),
+      lines_changed_(ex_),
+      rng_(std::random_device{}()) {
+  if (!opts_.plaintext) tls_ = net::make_client_context(opts_.tls);
+  if (RAND_bytes(instance_.data(), static_cast<int>(instance_.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+}
+
+agent::~agent() = default;
+
+void agent::start() {
+  if (running_) return;
+  running_ = true;
+  asio::co_spawn(ex_, [self = shared_from_this()] { return self->maintain(); }, asio::detached);
+}
+
+void agent::stop() {
+  running_ = false;
+  for (const auto& l : lines_) l->close();
+  pool_changed_.set();
+  lines_changed_.notify_all();
+}
+
+awaitable<void> agent::logout() {
+  auto self = shared_from_this();
+  running_ = false;
+  for (const auto& l : lines_) {
+    if (l->logged_in() && l->state() != line_state::dead) {
+      co_await l->send_logout();
+      break;
+    }
+  }
+  pool_changed_.set();
+}
+
+agent::login_credentials agent::credentials() const {
+  if (token_) return {p::auth_method::token, std::string(token_->begin(), token_->end())};
+  return {p::auth_method::password, opts_.password};
+}
+
+void agent::logged_in(agent_line&, const p::login_ok& ok, p::auth_method how) {
+  token_ = ok.token;
+  failures_ = 0;
+  if (how == p::auth_method::token) {
+    ++stats_.token_logins;
+  } else {
+    ++stats_.password_logins;
+  }
+}
+
+void agent::login_refused(error_code code, const std::string& message, bool used_token) {
+  if (used_token && code == error_code::bad_credentials) {
+    token_.reset();  // the relay forgot our device: log in with the password again, at once
+    return;
+  }
+  const bool final_for_instance = code == error_code::duplicate_login;
+  const bool login_refusal = code == error_code::bad_credentials ||
+                             code == error_code::too_many_lines ||
+                             code == error_code::unsupported_version;
+  if (final_for_instance || (login_refusal && !opts_.retry_refused_login)) {
+    if (!fatal_) spdlog::error("relay refused this agent: {}: {}", p::error_name(code), message);
+    fatal_ = call_error(code, message);
+    running_ = false;
+    lines_changed_.notify_all();
+  } else if (login_refusal || code == error_code::rate_limited) {
+    spdlog::error("login refused: {}: {} (retrying with back-off)", p::error_name(code), message);
+  }
+}
+
+void agent::line_changed() {
+  pool_changed_.set();
+  lines_changed_.notify_all();
+}
+
+void agent::line_ended(agent_line& l) {
+  const bool was_logged_in = l.logged_in();
+  lines_.remove_if([&](const auto& p) { return p.get() == &l; });
+  if (running_) {
+    ++stats_.lines_lost;
+    if (!was_logged_in) next_attempt_ = clock::now() + next_backoff();
+  }
+  line_changed();
+}
+
+std::chrono::milliseconds agent::next_backoff() {
+  const unsigned shift = std::min(failures_++, 16u);
+  const auto base = std::min(opts_.backoff_initial * (1u << shift), opts_.backoff_max);
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  return std::chrono::milliseconds(static_cast<long>(base.count() * jitter(rng_)));
+}
+
+std::size_t agent::count_ready_or_coming() const {
+  return static_cast<std::size_t>(std::count_if(lines_.begin(), lines_.end(), [](const auto& l) {
+    return l->state() == line_state::connecting || l->state() == line_state::vacant;
+  }));
+}
+
+// Keeps `vacant_lines` lines vacant or on their way, closes surplus lines idle too long.
+awaitable<void> agent::maintain() {
+  auto self = shared_from_this();
+  while (running_) {
+    const auto now = clock::now();
+    if (now >= next_attempt_) {
+      while (running_ && count_ready_or_coming() < opts_.vacant_lines) {
+        auto l = std::make_shared<agent_line>(self);
+        lines_.push_back(l);
+        asio::co_spawn(ex_, [l] { return l->run(); }, asio::detached);
+      }
+    }
+    std::size_t vacant = 0;
+    for (const auto& l : lines_) vacant += l->state() == line_state::vacant;
+    for (const auto& l : lines_) {
+      if (vacant <= opts_.vacant_lines) break;
+      if (l->state() == line_state::vacant && now - l->vacant_since() > opts_.surplus_idle) {
+        l->close();
+        --vacant;
+      }
+    }
+    const auto wake = std::max(next_attempt_, now + std::chrono::milliseconds(10));
+    co_await pool_changed_.wait_until(std::min(wake, now + std::chrono::seconds(1)));
+  }
+}
+
+awaitable<void> agent::wait_ready() {
+  auto self = shared_from_this();
+  const auto deadline = clock::now() + opts_.connect_timeout * 3;
+  for (;;) {
+    if (fatal_) throw *fatal_;
+    for (const auto& l : lines_) {
+      if (l->logged_in() && l->state() != line_state::dead) co_return;
+    }
+    if (!running_) throw call_error(error_code::busy, "agent is stopped");
+    if (!co_await lines_changed_.wait_until(deadline) && clock::now() >= deadline) {
+      throw call_error(error_code::busy, "no line to the relay at " + opts_.relay_host + ":" +
+                                             std::to_string(opts_.relay_port) + " could be opened");
+    }
+  }
+}
+
+awaitable<std::shared_ptr<agent_line>> agent::vacant_line() {
+  const auto deadline = clock::now() + opts_.connect_timeout;
+  for (;;) {
+    if (fatal_) throw *fatal_;
+    for (const auto& l : lines_) {
+      if (l->state() == line_state::vacant) co_return l;
+    }
+    if (!running_) throw call_error(error_code::busy, "agent is stopped");
+    pool_changed_.set();
+    if (!co_await lines_changed_.wait_until(deadline) && clock::now() >= deadline) {
+      throw call_error(error_code::busy, "no vacant line to the relay at " + opts_.relay_host +
+                                             ":" + std::to_string(opts_.relay_port));
+    }
+  }
+}
+
+awaitable<session> agent::call(std::string peer, std::string service) {
+  auto self = shared_from_this();
+  if (!p::valid_user_id(peer)) throw std::invalid_argument("invalid user ID '" + peer + "'");
+  if (!p::valid_service_name(service)) {
+    throw std::invalid_argument("invalid service name '" + service + "'");
+  }
+  auto l = co_await vacant_line();
+  co_return co_await l->demand(peer, service);
+}
+
+awaitable<std::vector<std::string>> agent::peers() {
+  auto self = shared_from_this();
+  auto l = co_await vacant_line();
+  co_return co_await l->query_peers();
+}
+
+agent_stats agent::stats() const {
+  agent_stats s = stats_;
+  s.lines_open = lines_.size();
+  s.lines_vacant = static_cast<std::size_t>(std::count_if(
+      lines_.begin(), lines_.end(), [](const auto& l) { return l->state() == line_state::vacant; }));
+  return s;
+}
+
+}  // namespace switchboard::agent

@@ -1,0 +1,132 @@
+// The device agent as a library: stays logged in to a relay with a pool of lines, calls peers,
+// and answers calls. Everything runs on one executor; the public methods must be called there.
+//
+//   agent a(io.get_executor(), opts);
+//   a.set_incoming([](incoming_call c) -> awaitable<answer> { ... });
+//   a.start();
+//   co_await a.wait_ready();
+//   session s = co_await a.call("bob", "ssh");
+//
+// Liveness: each line pings at the keep-alive interval and is replaced when the relay stops
+// answering (docs/protocol.md §8); lost lines are reopened with exponential back-off and jitter,
+// forever (or, with retry_refused_login=false, until the relay refuses the login).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "agent/options.hpp"
+#include "agent/session.hpp"
+#include "net/event.hpp"
+#include "net/tls.hpp"
+#include "protocol/messages.hpp"
+
+namespace switchboard::agent {
+
+struct incoming_call {
+  incoming_call(std::string c, std::string s) : caller(std::move(c)), service(std::move(s)) {}
+  std::string caller;   // authenticated by the relay
+  std::string service;
+};
+
+// The answer to an incoming call. code == OK accepts, and `serve` then owns the session.
+struct answer {
+  protocol::error_code code = protocol::error_code::ok;
+  std::string reason;
+  std::function<awaitable<void>(session)> serve;
+
+  static answer reject(protocol::error_code c, std::string why) { return {c, std::move(why), {}}; }
+};
+
+using incoming_handler = std::function<awaitable<answer>(incoming_call)>;
+
+// A demand, login or query the relay refused, with its code and message.
+class call_error : public std::runtime_error {
+ public:
+  call_error(protocol::error_code code, const std::string& message);
+  protocol::error_code code() const { return code_; }
+
+ private:
+  protocol::error_code code_;
+};
+
+struct agent_stats {
+  std::uint64_t password_logins = 0;
+  std::uint64_t token_logins = 0;
+  std::uint64_t lines_lost = 0;      // lines that died or were replaced
+  std::uint64_t sessions = 0;        // calls placed plus calls accepted
+  std::size_t lines_open = 0;
+  std::size_t lines_vacant = 0;
+};
+
+class agent : public std::enable_shared_from_this<agent> {
+ public:
+  agent(asio::any_io_executor ex, agent_options opts);
+  ~agent();
+
+  void set_incoming(incoming_handler h) { incoming_ = std::move(h); }
+  // Opens the pool of lines; they are kept until stop().
+  void start();
+  // Closes every line (no LOGOUT: the relay sees the lines go). Sessions end with PEER_LOST.
+  void stop();
+  // LOGOUT on one line: the relay ends every session and closes every line of this device.
+  awaitable<void> logout();
+
+  // Until a line is logged in. Throws call_error if the relay refused the login and
+  // retry_refused_login is false, or if another instance took over (DUPLICATE_LOGIN).
+  awaitable<void> wait_ready();
+  // Calls PEER:SERVICE. Throws call_error with the relay's or the peer's code.
+  awaitable<session> call(std::string peer, std::string service);
+  // Logged-in devices this user may call.
+  awaitable<std::vector<std::string>> peers();
+
+  agent_stats stats() const;
+  const agent_options& options() const { return opts_; }
+  asio::any_io_executor executor() const { return ex_; }
+
+  // --- used by agent_line ---
+  struct login_credentials {
+    protocol::auth_method auth;
+    std::string secret;
+  };
+  login_credentials credentials() const;
+  void logged_in(agent_line& l, const protocol::login_ok& ok, protocol::auth_method how);
+  void login_refused(protocol::error_code code, const std::string& message, bool used_token);
+  void line_changed();  // a line's state changed: the pool may need a new line
+  void line_ended(agent_line& l);
+  const protocol::instance_id& instance() const { return instance_; }
+  SSL_CTX* tls_context() const { return tls_.get(); }
+  const incoming_handler& incoming() const { return incoming_; }
+  void count_session() { ++stats_.sessions; }
+
+ private:
+  awaitable<void> maintain();
+  awaitable<std::shared_ptr<agent_line>> vacant_line();
+  std::chrono::milliseconds next_backoff();
+  std::size_t count_ready_or_coming() const;
+
+  asio::any_io_executor ex_;
+  agent_options opts_;
+  net::ssl_ctx_ptr tls_;
+  protocol::instance_id instance_{};
+  std::optional<protocol::line_token> token_;
+  incoming_handler incoming_;
+  std::list<std::shared_ptr<agent_line>> lines_;
+  net::event pool_changed_;   // wakes maintain()
+  net::broadcast lines_changed_;  // wakes everyone waiting for a usable line
+  bool running_ = false;
+  std::optional<call_error> fatal_;
+  unsigned failures_ = 0;
+  std::chrono::steady_clock::time_point next_attempt_{};
+  std::minstd_rand rng_;
+  agent_stats stats_;
+};
+
+}  // namespace switchboard::agent

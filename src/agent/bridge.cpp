@@ -1,0 +1,137 @@
+#include "agent/bridge.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <vector>
+
+namespace switchboard::agent {
+
+namespace {
+constexpr std::size_t copy_chunk = 64 * 1024;
+
+// local -> session; ends with EOF to the peer when the local side half-closes.
+template <typename Source>
+awaitable<std::uint64_t> upstream(Source& src, session& s) {
+  std::vector<std::uint8_t> buf(copy_chunk);
+  std::uint64_t total = 0;
+  for (;;) {
+    auto [ec, n] = co_await src.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
+    if (n > 0) {
+      co_await s.write(asio::buffer(buf.data(), n));
+      total += n;
+    }
+    if (ec == asio::error::eof) break;
+    if (ec) throw boost::system::system_error(ec);
+  }
+  co_await s.shutdown_write();
+  co_return total;
+}
+
+// session -> local; half-closes the local side when the peer sent EOF.
+template <typename Sink, typename Shutdown>
+awaitable<std::uint64_t> downstream(session& s, Sink& sink, Shutdown shutdown_sink) {
+  std::vector<std::uint8_t> buf(copy_chunk);
+  std::uint64_t total = 0;
+  for (;;) {
+    const std::size_t n = co_await s.read_some(asio::buffer(buf));
+    if (n == 0) {
+      // EOF keeps the other direction going; a terminated session ends both at once.
+      if (const auto t = s.terminated()) {
+        throw boost::system::system_error(asio::error::connection_reset,
+                                          "session ended: " + t->message);
+      }
+      break;
+    }
+    co_await asio::async_write(sink, asio::buffer(buf.data(), n), use_awaitable);
+    total += n;
+  }
+  shutdown_sink();
+  co_return total;
+}
+
+template <typename Up, typename Down>
+awaitable<bridge_totals> join(session& s, Up up, Down down) {
+  using namespace asio::experimental::awaitable_operators;
+  bridge_totals t;
+  std::string failure;
+  try {
+    auto [sent, received] = co_await (std::move(up) && std::move(down));
+    t = {sent, received};
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  if (failure.empty()) {
+    co_await s.close();
+  } else {
+    co_await s.close(protocol::error_code::service_unavailable, failure);
+  }
+  co_return t;
+}
+}  // namespace
+
+awaitable<bridge_totals> bridge(session s, tcp::socket local) {
+  local.set_option(tcp::no_delay(true));
+  auto down = downstream(s, local, [&local] {
+    error_code ignored;
+    local.shutdown(tcp::socket::shutdown_send, ignored);
+  });
+  co_return co_await join(s, upstream(local, s), std::move(down));
+}
+
+awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
+                                asio::posix::stream_descriptor out) {
+  auto down = downstream(s, out, [&out] {
+    error_code ignored;
+    out.close(ignored);
+  });
+  co_return co_await join(s, upstream(in, s), std::move(down));
+}
+
+incoming_handler expose_services(std::map<std::string, net::host_port> services) {
+  return [services = std::move(services)](incoming_call call) -> awaitable<answer> {
+    const auto it = services.find(call.service);
+    if (it == services.end()) {
+      co_return answer::reject(protocol::error_code::unknown_service,
+                               "no service '" + call.service + "' here");
+    }
+    const auto ex = co_await asio::this_coro::executor;
+    auto socket = std::make_shared<tcp::socket>(ex);
+    try {
+      tcp::resolver resolver(ex);
+      const auto eps = co_await resolver.async_resolve(
+          it->second.host, std::to_string(it->second.port), use_awaitable);
+      co_await asio::async_connect(*socket, eps, use_awaitable);
+    } catch (const boost::system::system_error& e) {
+      co_return answer::reject(protocol::error_code::service_unavailable,
+                               "service '" + call.service + "' unreachable: " + e.code().message());
+    }
+    answer a;
+    a.serve = [socket, call](session s) -> awaitable<void> {
+      const auto t = co_await bridge(std::move(s), std::move(*socket));
+      spdlog::info("session from {} for '{}' ended: {} bytes out, {} in", call.caller, call.service,
+                   t.sent, t.received);
+    };
+    co_return a;
+  };
+}
+
+awaitable<void> forward_listener(std::shared_ptr<agent> a, tcp::acceptor acceptor, std::string peer,
+                                 std::string service) {
+  for (;;) {
+    auto socket = co_await acceptor.async_accept(use_awaitable);
+    asio::co_spawn(
+        acceptor.get_executor(),
+        [a, peer, service, socket = std::move(socket)]() mutable -> awaitable<void> {
+          try {
+            session s = co_await a->call(peer, service);
+            co_await bridge(std::move(s), std::move(socket));
+          } catch (const std::exception& e) {
+            spdlog::warn("forward to {}:{} failed: {}", peer, service, e.what());
+          }
+        },
+        asio::detached);
+  }
+}
+
+}  // namespace switchboard::agent

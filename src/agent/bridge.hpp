@@ -1,0 +1,35 @@
+// Joining relayed sessions to local byte streams: what `switchboard expose`, `forward` and `pipe`
+// run. The relay never dials anything; only these functions connect, and only to the services an
+// agent's own configuration names (no open proxy).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agent/agent.hpp"
+#include "net/endpoint.hpp"
+
+namespace switchboard::agent {
+
+// Copies both ways between `local` and `s`, keeping half-close (EOF one way, the other goes on),
+// until both directions ended; then closes the session. Returns bytes copied {to s, from s}.
+struct bridge_totals {
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+};
+awaitable<bridge_totals> bridge(session s, tcp::socket local);
+
+// Same for a pair of stream descriptors (stdin, stdout) as `switchboard pipe` uses.
+awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
+                                asio::posix::stream_descriptor out);
+
+// An incoming handler serving services by name: connects to the service's local address first and
+// accepts only if that worked (REJECT UNKNOWN_SERVICE / SERVICE_UNAVAILABLE otherwise).
+incoming_handler expose_services(std::map<std::string, net::host_port> services);
+
+// Accepts local connections forever; each becomes one call to peer:service, bridged.
+awaitable<void> forward_listener(std::shared_ptr<agent> a, tcp::acceptor acceptor, std::string peer,
+                                 std::string service);
+
+}  // namespace switchboard::agent

@@ -1,0 +1,397 @@
+#include "agent/line.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "net/framed.hpp"
+
+namespace switchboard::agent {
+
+namespace p = protocol;
+using p::error_code;
+
+namespace {
+constexpr std::size_t max_frame_write = 256 * 1024;  // DATA frames we send (limit is 1 MiB)
+
+boost::system::system_error line_gone(const std::string& why) {
+  return boost::system::system_error(asio::error::broken_pipe, why);
+}
+}  // namespace
+
+agent_line::agent_line(std::shared_ptr<agent> owner)
+    : owner_(std::move(owner)),
+      reply_ready_(owner_->executor()),
+      data_ready_(owner_->executor()),
+      data_consumed_(owner_->executor()),
+      keepalive_timer_(owner_->executor()) {}
+
+agent_line::~agent_line() = default;
+
+void agent_line::set_state(line_state s) {
+  state_ = s;
+  if (s == line_state::vacant) vacant_since_ = clock::now();
+  owner_->line_changed();
+}
+
+void agent_line::close() {
+  if (stream_) stream_->close();
+  keepalive_timer_.cancel();
+}
+
+// --- lifetime ---------------------------------------------------------------------------------
+
+awaitable<void> agent_line::run() {
+  auto self = shared_from_this();
+  const auto& opts = owner_->options();
+  try {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer limit(owner_->executor(), opts.connect_timeout);
+    const auto r = co_await (connect_and_login() || limit.async_wait(use_awaitable));
+    if (r.index() == 1) throw line_gone("connect and login timed out");
+    asio::co_spawn(owner_->executor(), [self] { return self->keepalive(); }, asio::detached);
+    co_await read_loop();
+    error_ = "relay closed the line";
+  } catch (const call_error& e) {
+    error_ = e.what();
+  } catch (const p::protocol_violation& e) {
+    error_ = std::string("protocol error from relay: ") + e.what();
+    spdlog::warn("line to relay: {}", error_);
+  } catch (const boost::system::system_error& e) {
+    error_ = e.what();
+  }
+  const bool was_logged_in = logged_in_;
+  if (current_ && !current_->ended) current_->ended = termination{error_code::peer_lost, error_};
+  state_ = line_state::dead;
+  close();
+  reply_ready_.set();
+  data_ready_.set();
+  data_consumed_.set();
+  if (was_logged_in) spdlog::info("line to relay lost: {}", error_);
+  owner_->line_ended(*this);
+}
+
+awaitable<void> agent_line::connect_and_login() {
+  const auto& opts = owner_->options();
+  const auto ex = owner_->executor();
+  tcp::resolver resolver(ex);
+  const auto endpoints =
+      co_await resolver.async_resolve(opts.relay_host, std::to_string(opts.relay_port), use_awaitable);
+  tcp::socket socket(ex);
+  co_await asio::async_connect(socket, endpoints, use_awaitable);
+  if (SSL_CTX* ctx = owner_->tls_context()) {
+    stream_.emplace(std::move(socket), ctx, false);
+    if (!opts.tls.ca_file.empty()) net::set_client_host_name(stream_->ssl(), opts.relay_host);
+  } else {
+    stream_.emplace(std::move(socket));
+  }
+  co_await stream_->handshake();
+
+  const auto creds = owner_->credentials();
+  p::login m;
+  m.auth = creds.auth;
+  m.user = opts.user;
+  m.secret = creds.secret;
+  m.instance = owner_->instance();
+  m.keepalive_ms = static_cast<std::uint32_t>(opts.keepalive.count());
+  m.answers = static_cast<bool>(owner_->incoming());
+  co_await net::write_message(*stream_, m);
+
+  const auto h = co_await net::read_header(*stream_);
+  if (!h) throw line_gone("relay closed the line during login");
+  const auto reply = co_await net::read_control(*stream_, *h);
+  if (const auto* f = std::get_if<p::fail>(&reply)) {
+    owner_->login_refused(f->code, f->message, creds.auth == p::auth_method::token);
+    throw call_error(f->code, "login refused: " + f->message);
+  }
+  const auto* ok = std::get_if<p::login_ok>(&reply);
+  if (!ok) throw p::protocol_violation("expected LOGIN-OK or FAIL");
+  keepalive_ = std::chrono::milliseconds(std::max<std::uint32_t>(ok->keepalive_ms, 100));
+  logged_in_ = true;
+  last_ping_ = clock::now();
+  owner_->logged_in(*this, *ok, creds.auth);
+  set_state(line_state::vacant);
+}
+
+// --- keep-alive -------------------------------------------------------------------------------
+
+bool agent_line::path_silent() const {
+  // On a paired line the relay may be held up by the peer's flow control; then TCP tells whether
+  // the path is alive: outstanding bytes with no acknowledgement for a whole interval.
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (!stream_ || ::getsockopt(const_cast<net::line_stream&>(*stream_).socket().native_handle(),
+                               IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
+    return true;
+  }
+  return ti.tcpi_unacked > 0 && ti.tcpi_last_ack_recv > keepalive_.count();
+}
+
+awaitable<void> agent_line::keepalive() {
+  auto self = shared_from_this();
+  while (state_ != line_state::dead) {
+    keepalive_timer_.expires_after(keepalive_ / 4);
+    co_await keepalive_timer_.async_wait(asio::as_tuple(use_awaitable));
+    if (state_ == line_state::dead) co_return;
+    const auto now = clock::now();
+    if (ping_outstanding_ && now - ping_written_at_ > keepalive_) {
+      const bool relaxed = state_ == line_state::paired || state_ == line_state::releasing;
+      if (!relaxed || path_silent()) {
+        spdlog::warn("relay did not answer a keep-alive within {} ms: replacing the line",
+                     keepalive_.count());
+        error_ = "keep-alive answer late";
+        close();
+        co_return;
+      }
+    }
+    if (!ping_outstanding_ && !ping_in_flight_ && now - last_ping_ >= keepalive_) {
+      asio::co_spawn(owner_->executor(), send_ping(), asio::detached);
+    }
+  }
+}
+
+awaitable<void> agent_line::send_ping() {
+  auto self = shared_from_this();
+  ping_in_flight_ = true;
+  last_ping_ = clock::now();
+  const bool ok = co_await send(p::ping{++ping_nonce_});
+  ping_in_flight_ = false;
+  if (ok) {
+    ping_outstanding_ = true;
+    ping_written_at_ = clock::now();
+  }
+}
+
+awaitable<bool> agent_line::send(const p::message& m) {
+  auto guard = co_await write_mutex_.lock();
+  if (state_ == line_state::dead || !stream_) co_return false;
+  try {
+    co_await net::write_message(*stream_, m);
+    co_return true;
+  } catch (const boost::system::system_error&) {
+    close();
+    co_return false;
+  }
+}
+
+// --- reading ----------------------------------------------------------------------------------
+
+awaitable<void> agent_line::read_loop() {
+  for (;;) {
+    const auto h = co_await net::read_header(*stream_);
+    if (!h) co_return;
+    if (h->type == p::frame_type::data) {
+      co_await on_data(h->length);
+      continue;
+    }
+    const auto m = co_await net::read_control(*stream_, *h);
+    if (const auto* lo = std::get_if<p::logged_out>(&m)) {
+      owner_->login_refused(lo->code, lo->message, false);
+      throw call_error(lo->code, "relay logged the line out: " + lo->message);
+    }
+    if (const auto* in = std::get_if<p::incoming>(&m)) {
+      if (state_ != line_state::vacant) throw p::protocol_violation("INCOMING on a busy line");
+      ringing_session_ = in->session;
+      set_state(line_state::ringing);
+      asio::co_spawn(owner_->executor(), answer(*in), asio::detached);
+      continue;
+    }
+    handle(m);
+  }
+}
+
+void agent_line::handle(const p::message& m) {
+  if (const auto* pong = std::get_if<p::pong>(&m)) {
+    if (pong->nonce == ping_nonce_) ping_outstanding_ = false;
+  } else if (const auto* c = std::get_if<p::connected>(&m)) {
+    if (state_ != line_state::calling) throw p::protocol_violation("CONNECTED without a demand");
+    current_ = std::make_shared<session_core>();
+    current_->line = shared_from_this();
+    current_->id = c->session;
+    current_->peer = c->target;
+    state_ = line_state::paired;
+    reply_ = m;
+    reply_ready_.set();
+  } else if (std::holds_alternative<p::fail>(m) || std::holds_alternative<p::peers>(m)) {
+    if (state_ != line_state::calling && state_ != line_state::querying) {
+      throw p::protocol_violation("unexpected FAIL or PEERS");
+    }
+    reply_ = m;
+    reply_ready_.set();
+  } else if (const auto* t = std::get_if<p::terminate>(&m)) {
+    on_terminate(*t);
+  } else if (std::holds_alternative<p::eof>(m)) {
+    if (state_ == line_state::paired && current_) {
+      current_->eof_received = true;
+      data_ready_.set();
+    }
+  } else if (std::holds_alternative<p::released>(m)) {
+    if (state_ != line_state::releasing) throw p::protocol_violation("RELEASED without RELEASE");
+    current_.reset();
+    set_state(line_state::vacant);
+  } else {
+    throw p::protocol_violation(std::string("unexpected ") + p::frame_name(p::type_of(m)));
+  }
+}
+
+void agent_line::on_terminate(const p::terminate& t) {
+  if (state_ == line_state::releasing) return;  // crossed our own TERMINATE
+  if (state_ != line_state::paired && state_ != line_state::ringing) {
+    throw p::protocol_violation("TERMINATE outside a session");
+  }
+  if (current_ && !current_->ended) current_->ended = termination{t.code, t.message};
+  state_ = line_state::releasing;
+  data_ready_.set();
+  asio::co_spawn(owner_->executor(), send(p::release{}), asio::detached);
+}
+
+awaitable<void> agent_line::on_data(std::uint32_t length) {
+  auto s = current_;
+  if (state_ != line_state::paired || !s || s->ended) {
+    co_return co_await net::skip_payload(*stream_, length);  // after our RELEASE: discarded
+  }
+  pending_data_ = length;
+  data_ready_.set();
+  while (pending_data_ > 0 && !s->ended && state_ != line_state::dead) {
+    co_await data_consumed_.wait();
+  }
+  if (pending_data_ > 0 && state_ != line_state::dead) {
+    const std::uint32_t rest = std::exchange(pending_data_, 0);
+    co_await net::skip_payload(*stream_, rest);
+  }
+}
+
+// --- calls ------------------------------------------------------------------------------------
+
+awaitable<p::message> agent_line::await_reply(line_state waiting_state) {
+  const auto deadline = clock::now() + owner_->options().call_timeout;
+  while (!reply_ && state_ != line_state::dead) {
+    if (!co_await reply_ready_.wait_until(deadline) && !reply_) {
+      close();
+      throw call_error(error_code::no_answer, "no answer from the relay in time");
+    }
+  }
+  if (!reply_) throw call_error(error_code::peer_lost, "line to the relay lost: " + error_);
+  auto m = std::move(*reply_);
+  reply_.reset();
+  if (state_ == waiting_state) set_state(line_state::vacant);
+  co_return m;
+}
+
+awaitable<session> agent_line::demand(const std::string& peer, const std::string& service) {
+  auto self = shared_from_this();
+  set_state(line_state::calling);
+  if (!co_await send(p::demand{peer, service})) throw call_error(error_code::peer_lost, error_);
+  const auto m = co_await await_reply(line_state::calling);
+  if (const auto* f = std::get_if<p::fail>(&m)) throw call_error(f->code, f->message);
+  current_->service = service;
+  owner_->count_session();
+  owner_->line_changed();
+  co_return session(current_);
+}
+
+awaitable<std::vector<std::string>> agent_line::query_peers() {
+  auto self = shared_from_this();
+  set_state(line_state::querying);
+  if (!co_await send(p::peers_request{})) throw call_error(error_code::peer_lost, error_);
+  auto m = co_await await_reply(line_state::querying);
+  if (const auto* f = std::get_if<p::fail>(&m)) throw call_error(f->code, f->message);
+  co_return std::move(std::get<p::peers>(m).users);
+}
+
+awaitable<void> agent_line::send_logout() {
+  auto self = shared_from_this();
+  co_await send(p::logout{});
+}
+
+awaitable<void> agent_line::answer(p::incoming m) {
+  auto self = shared_from_this();
+  const auto& handler = owner_->incoming();
+  struct answer a = answer::reject(error_code::unknown_service, "no services exposed");
+  if (handler) a = co_await handler(incoming_call(m.caller, m.service));
+  if (state_ != line_state::ringing || ringing_session_ != m.session) co_return;  // cancelled
+  if (a.code != error_code::ok) {
+    spdlog::info("call from {} for '{}' rejected: {}", m.caller, m.service, a.reason);
+    set_state(line_state::vacant);
+    co_await send(p::reject{m.session, a.code, a.reason});
+    co_return;
+  }
+  current_ = std::make_shared<session_core>();
+  current_->line = self;
+  current_->id = m.session;
+  current_->peer = m.caller;
+  current_->service = m.service;
+  state_ = line_state::paired;
+  owner_->count_session();
+  if (!co_await send(p::accept{m.session})) co_return;
+  spdlog::info("session {}: accepted call from {} for '{}'", m.session, m.caller, m.service);
+  try {
+    co_await a.serve(session(current_));
+  } catch (const std::exception& e) {
+    spdlog::warn("session {}: service handler failed: {}", m.session, e.what());
+  }
+}
+
+// --- session data -----------------------------------------------------------------------------
+
+awaitable<std::size_t> agent_line::read_payload(session_core& s, asio::mutable_buffer buf) {
+  auto self = shared_from_this();
+  for (;;) {
+    if (!current(s) || state_ == line_state::dead) co_return 0;
+    if (pending_data_ > 0) {
+      const std::size_t want = std::min<std::size_t>(buf.size(), pending_data_);
+      const std::size_t n = co_await stream_->read_some(asio::buffer(buf.data(), want));
+      if (n == 0) throw line_gone("relay closed the line");
+      pending_data_ -= static_cast<std::uint32_t>(n);
+      if (pending_data_ == 0) data_consumed_.set();
+      co_return n;
+    }
+    if (s.eof_received || s.ended) co_return 0;
+    co_await data_ready_.wait();
+  }
+}
+
+awaitable<void> agent_line::write_data(session_core& s, asio::const_buffer buf) {
+  auto self = shared_from_this();
+  while (buf.size() > 0) {
+    const std::size_t n = std::min(buf.size(), max_frame_write);
+    auto guard = co_await write_mutex_.lock();
+    // Checked under the mutex: no DATA may follow our RELEASE.
+    if (!current(s) || s.ended || s.eof_sent || state_ != line_state::paired) {
+      throw line_gone("session ended");
+    }
+    const auto h = p::encode_header(p::frame_type::data, static_cast<std::uint32_t>(n));
+    const asio::const_buffer parts[] = {asio::buffer(h), asio::buffer(buf.data(), n)};
+    co_await stream_->write_all(parts);
+    buf += n;
+  }
+}
+
+awaitable<void> agent_line::send_eof(session_core& s) {
+  auto self = shared_from_this();
+  auto guard = co_await write_mutex_.lock();
+  if (!current(s) || s.ended || s.eof_sent || state_ != line_state::paired) co_return;
+  s.eof_sent = true;
+  co_await net::write_message(*stream_, p::eof{});
+}
+
+awaitable<void> agent_line::end_session(session_core& s, error_code code, std::string message) {
+  auto self = shared_from_this();
+  if (!current(s) || s.ended || state_ != line_state::paired) co_return;
+  s.ended = termination{code, message.empty() ? "closed locally" : message};
+  state_ = line_state::releasing;
+  data_consumed_.set();  // the reader drops what the application did not read
+  auto guard = co_await write_mutex_.lock();
+  if (state_ == line_state::dead) co_return;
+  try {
+    co_await net::write_message(*stream_, p::terminate{code, std::move(message)});
+    co_await net::write_message(*stream_, p::release{});
+  } catch (const boost::system::system_error&) {
+    close();
+  }
+}
+
+}  // namespace switchboard::agent

@@ -1,0 +1,96 @@
+// One agent-side line (internal to the agent library).
+//
+// run() owns the connection: connect, TLS, LOGIN, then it is the only reader. Writers (PING,
+// session data, DEMAND...) serialise on write_mutex_, one frame each. A session_core is the state
+// of one relayed session on this line; the line drops its reference on RELEASED, after which the
+// session's handle sees an ended session and never touches the line's next session.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/agent.hpp"
+#include "net/async_mutex.hpp"
+#include "net/event.hpp"
+#include "net/line_stream.hpp"
+
+namespace switchboard::agent {
+
+enum class line_state { connecting, vacant, querying, calling, ringing, paired, releasing, dead };
+
+struct session_core {
+  std::shared_ptr<agent_line> line;
+  std::uint32_t id = 0;
+  std::string peer;
+  std::string service;
+  std::optional<termination> ended;
+  bool eof_received = false;  // the peer half-closed
+  bool eof_sent = false;
+};
+
+class agent_line : public std::enable_shared_from_this<agent_line> {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit agent_line(std::shared_ptr<agent> owner);
+  ~agent_line();
+
+  awaitable<void> run();
+  void close();  // ends the line at once; waiters wake with an error
+
+  asio::any_io_executor owner_executor() const { return owner_->executor(); }
+  line_state state() const { return state_; }
+  bool logged_in() const { return logged_in_; }
+  clock::time_point vacant_since() const { return vacant_since_; }
+
+  awaitable<session> demand(const std::string& peer, const std::string& service);
+  awaitable<std::vector<std::string>> query_peers();
+  awaitable<void> send_logout();
+
+  // Session operations (called through session, checked against the current session).
+  awaitable<std::size_t> read_payload(session_core& s, asio::mutable_buffer buf);
+  awaitable<void> write_data(session_core& s, asio::const_buffer buf);
+  awaitable<void> send_eof(session_core& s);
+  awaitable<void> end_session(session_core& s, protocol::error_code code, std::string message);
+
+ private:
+  awaitable<void> connect_and_login();
+  awaitable<void> read_loop();
+  awaitable<void> keepalive();
+  awaitable<void> send_ping();
+  awaitable<void> answer(protocol::incoming m);
+  awaitable<bool> send(const protocol::message& m);
+  awaitable<protocol::message> await_reply(line_state waiting_state);
+  void handle(const protocol::message& m);
+  void on_terminate(const protocol::terminate& m);
+  awaitable<void> on_data(std::uint32_t length);
+  bool path_silent() const;
+  void set_state(line_state s);
+  bool current(const session_core& s) const { return current_.get() == &s; }
+
+  std::shared_ptr<agent> owner_;
+  std::optional<net::line_stream> stream_;
+  net::async_mutex write_mutex_;
+  net::event reply_ready_;     // CONNECTED / FAIL / PEERS arrived, or the line died
+  net::event data_ready_;      // DATA header, EOF, TERMINATE arrived, or the line died
+  net::event data_consumed_;   // the application took the pending payload
+  asio::steady_timer keepalive_timer_;
+  line_state state_ = line_state::connecting;
+  bool logged_in_ = false;
+  std::chrono::milliseconds keepalive_{1000};
+  std::optional<protocol::message> reply_;
+  std::shared_ptr<session_core> current_;
+  std::uint32_t ringing_session_ = 0;
+  std::uint32_t pending_data_ = 0;  // unread payload bytes of the current DATA frame
+  bool ping_outstanding_ = false;
+  bool ping_in_flight_ = false;
+  std::uint64_t ping_nonce_ = 0;
+  clock::time_point ping_written_at_{};
+  clock::time_point last_ping_{};
+  clock::time_point vacant_since_ = clock::now();
+  std::string error_;  // why the line died, for waiters
+};
+
+}  // namespace switchboard::agent

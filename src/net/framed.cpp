@@ -1,0 +1,36 @@
+#include "net/framed.hpp"
+
+#include <array>
+#include <vector>
+
+namespace switchboard::net {
+
+awaitable<std::optional<protocol::frame_header>> read_header(line_stream& s) {
+  std::array<std::uint8_t, protocol::header_size> bytes{};
+  const std::size_t first = co_await s.read_some(asio::buffer(bytes));
+  if (first == 0) co_return std::nullopt;
+  if (first < bytes.size()) co_await s.read_exact(asio::buffer(bytes) + first);
+  co_return protocol::parse_header(bytes);
+}
+
+awaitable<protocol::message> read_control(line_stream& s, protocol::frame_header h) {
+  std::vector<std::uint8_t> payload(h.length);
+  if (h.length > 0) co_await s.read_exact(asio::buffer(payload));
+  co_return protocol::decode(h.type, payload);
+}
+
+awaitable<void> skip_payload(line_stream& s, std::size_t n) {
+  std::array<std::uint8_t, 4096> sink{};
+  while (n > 0) {
+    const std::size_t got = co_await s.read_some(asio::buffer(sink.data(), std::min(n, sink.size())));
+    if (got == 0) throw boost::system::system_error(asio::error::eof);
+    n -= got;
+  }
+}
+
+awaitable<void> write_message(line_stream& s, const protocol::message& m) {
+  const std::vector<std::uint8_t> frame = protocol::encode(m);
+  co_await s.write_all(asio::buffer(frame));
+}
+
+}  // namespace switchboard::net

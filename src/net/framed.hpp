@@ -1,0 +1,26 @@
+// Frame-level I/O on a line (docs/protocol.md §2). Control payloads are read into a buffer sized
+// to the frame and decoded; DATA payloads are never read here (see net/forward.hpp and the agent's
+// session stream).
+#pragma once
+
+#include <optional>
+
+#include "net/line_stream.hpp"
+#include "protocol/messages.hpp"
+
+namespace switchboard::net {
+
+// Reads one header. nullopt: the peer closed cleanly before a new frame began.
+// Throws protocol_violation for a bad header, system_error for I/O errors or EOF mid-header.
+awaitable<std::optional<protocol::frame_header>> read_header(line_stream& s);
+
+// Reads the payload of a control frame and decodes it. Throws protocol_violation, system_error.
+awaitable<protocol::message> read_control(line_stream& s, protocol::frame_header h);
+
+// Reads and discards `n` payload bytes (a DATA frame nobody will receive).
+awaitable<void> skip_payload(line_stream& s, std::size_t n);
+
+// Encodes and writes one control frame. The caller holds the line's write mutex.
+awaitable<void> write_message(line_stream& s, const protocol::message& m);
+
+}  // namespace switchboard::net

@@ -1,0 +1,119 @@
+#include "net/line_stream.hpp"
+
+#include <openssl/err.h>
+
+#include <string>
+
+namespace switchboard::net {
+
+namespace {
+void prepare(tcp::socket& s) {
+  s.set_option(tcp::no_delay(true));
+  s.non_blocking(true);
+}
+
+[[noreturn]] void throw_ssl(const char* what) {
+  char text[256] = "unknown TLS error";
+  if (unsigned long e = ERR_get_error(); e != 0) ERR_error_string_n(e, text, sizeof text);
+  ERR_clear_error();
+  throw boost::system::system_error(asio::error::connection_aborted,
+                                    std::string("TLS ") + what + ": " + text);
+}
+}  // namespace
+
+line_stream::line_stream(tcp::socket socket) : socket_(std::move(socket)) { prepare(socket_); }
+
+line_stream::line_stream(tcp::socket socket, SSL_CTX* ctx, bool is_server)
+    : socket_(std::move(socket)), ssl_(SSL_new(ctx)) {
+  if (!ssl_) throw_ssl("SSL_new");
+  prepare(socket_);
+  if (SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) throw_ssl("SSL_set_fd");
+  if (is_server) {
+    SSL_set_accept_state(ssl_.get());
+  } else {
+    SSL_set_connect_state(ssl_.get());
+  }
+}
+
+awaitable<void> line_stream::wait_for_ssl(int ssl_result, const char* what) {
+  switch (SSL_get_error(ssl_.get(), ssl_result)) {
+    case SSL_ERROR_WANT_READ:
+      co_await socket_.async_wait(tcp::socket::wait_read, use_awaitable);
+      co_return;
+    case SSL_ERROR_WANT_WRITE:
+      co_await socket_.async_wait(tcp::socket::wait_write, use_awaitable);
+      co_return;
+    case SSL_ERROR_ZERO_RETURN:
+      throw boost::system::system_error(asio::error::eof);
+    case SSL_ERROR_SYSCALL:
+      if (ERR_peek_error() == 0) {
+        throw boost::system::system_error(asio::error::connection_reset,
+                                          std::string("TLS ") + what);
+      }
+      [[fallthrough]];
+    default:
+      throw_ssl(what);
+  }
+}
+
+awaitable<void> line_stream::handshake() {
+  if (!ssl_) co_return;
+  for (;;) {
+    ERR_clear_error();
+    const int r = SSL_do_handshake(ssl_.get());
+    if (r == 1) co_return;
+    co_await wait_for_ssl(r, "handshake");
+  }
+}
+
+awaitable<std::size_t> line_stream::read_some(asio::mutable_buffer buf) {
+  if (!ssl_) {
+    auto [ec, n] = co_await socket_.async_read_some(buf, asio::as_tuple(use_awaitable));
+    if (ec == asio::error::eof) co_return 0;
+    if (ec) throw boost::system::system_error(ec);
+    co_return n;
+  }
+  for (;;) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    const int r = SSL_read_ex(ssl_.get(), buf.data(), buf.size(), &n);
+    if (r == 1) co_return n;
+    if (SSL_get_error(ssl_.get(), r) == SSL_ERROR_ZERO_RETURN) co_return 0;
+    co_await wait_for_ssl(r, "read");
+  }
+}
+
+awaitable<void> line_stream::read_exact(asio::mutable_buffer buf) {
+  while (buf.size() > 0) {
+    const std::size_t n = co_await read_some(buf);
+    if (n == 0) throw boost::system::system_error(asio::error::eof);
+    buf += n;
+  }
+}
+
+awaitable<void> line_stream::write_all(std::span<const asio::const_buffer> bufs) {
+  if (!ssl_) {
+    co_await asio::async_write(socket_, bufs, use_awaitable);
+    co_return;
+  }
+  for (asio::const_buffer b : bufs) {
+    while (b.size() > 0) {
+      ERR_clear_error();
+      std::size_t n = 0;
+      const int r = SSL_write_ex(ssl_.get(), b.data(), b.size(), &n);
+      if (r == 1) {
+        b += n;
+      } else {
+        co_await wait_for_ssl(r, "write");
+      }
+    }
+  }
+}
+
+void line_stream::close() noexcept {
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+}  // namespace switchboard::net

@@ -1,0 +1,63 @@
+// One line's byte stream: a TCP socket, optionally with TLS.
+//
+// TLS is driven directly by OpenSSL on the non-blocking socket (SSL_set_fd) and Asio only waits for
+// readiness. Asio's ssl::stream keeps two 17 KiB buffers per connection for the connection's whole
+// life; here an idle TLS line holds only OpenSSL's own state, whose record buffers are released
+// while idle (SSL_MODE_RELEASE_BUFFERS).
+//
+// Concurrency contract: at most one read operation and one write operation in flight at a time
+// (writers serialise with an async_mutex), all on the executor of the line's socket.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <span>
+
+#include "net/asio.hpp"
+
+namespace switchboard::net {
+
+struct ssl_deleter {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
+class line_stream {
+ public:
+  // Plaintext line. Sets TCP_NODELAY and non-blocking mode.
+  explicit line_stream(tcp::socket socket);
+  // TLS line; call handshake() before anything else. `ctx` only needs to outlive the constructor.
+  line_stream(tcp::socket socket, SSL_CTX* ctx, bool is_server);
+
+  line_stream(line_stream&&) = default;
+  line_stream& operator=(line_stream&&) = default;
+
+  // TLS handshake (no-op for plaintext). Throws system_error on failure.
+  awaitable<void> handshake();
+  // Reads what is available, at least one byte. Returns 0 at a clean end of stream.
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf);
+  // Fills buf completely; throws asio::error::eof if the stream ends first.
+  awaitable<void> read_exact(asio::mutable_buffer buf);
+  // Writes every byte of every buffer, in order.
+  awaitable<void> write_all(std::span<const asio::const_buffer> bufs);
+  // A coroutine itself (not a forwarding call), so `buf` lives in its frame while the write runs.
+  awaitable<void> write_all(asio::const_buffer buf) {
+    co_await write_all(std::span<const asio::const_buffer>(&buf, 1));
+  }
+
+  // Closes the socket; pending operations complete with operation_aborted. Idempotent.
+  void close() noexcept;
+  bool is_open() const { return socket_.is_open(); }
+  bool tls() const { return ssl_ != nullptr; }
+  tcp::socket& socket() { return socket_; }
+  SSL* ssl() const { return ssl_.get(); }
+
+ private:
+  // Waits until the socket is ready for what OpenSSL asked for, or throws for a real error.
+  awaitable<void> wait_for_ssl(int ssl_result, const char* what);
+
+  tcp::socket socket_;
+  std::unique_ptr<SSL, ssl_deleter> ssl_;  // null for plaintext
+};
+
+}  // namespace switchboard::net

@@ -1,0 +1,130 @@
+// Control messages (every frame type except DATA) and their payload codec (docs/protocol.md §3).
+// Pure: no I/O, no allocation beyond the strings and vectors the messages own.
+//
+// Every message that owns memory has a user-declared constructor, so it is not an aggregate:
+// GCC 12 destroys aggregate-initialised temporaries twice when they appear inside a co_await
+// expression (`co_await send(fail{...})`), see docs/architecture.md "GCC 12 coroutine rule".
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "protocol/errors.hpp"
+#include "protocol/frame.hpp"
+
+namespace switchboard::protocol {
+
+constexpr std::uint8_t protocol_version = 1;
+constexpr std::size_t token_size = 32;
+constexpr std::size_t instance_size = 16;
+constexpr std::size_t max_peers_listed = 512;
+// PEERS must also fit a control frame: flags + count + the str8 entries <= max_control_payload.
+constexpr std::size_t peers_fixed_bytes = 3;
+
+using line_token = std::array<std::uint8_t, token_size>;
+using instance_id = std::array<std::uint8_t, instance_size>;
+
+enum class auth_method : std::uint8_t { password = 0, token = 1 };
+
+// Aggregate (tests and callers build it field by field); never brace-initialise one inside a
+// co_await expression.
+struct login {
+  std::uint8_t version = protocol_version;
+  auth_method auth = auth_method::password;
+  std::string user;
+  std::string secret;  // password, or the 32 raw token bytes
+  instance_id instance{};
+  std::uint32_t keepalive_ms = 25000;
+  bool answers = true;  // LOGIN flags bit 0: this instance answers calls (docs/protocol.md §7)
+};
+struct ping {
+  std::uint64_t nonce = 0;
+};
+struct peers_request {};
+struct demand {
+  demand() = default;
+  demand(std::string t, std::string s) : target(std::move(t)), service(std::move(s)) {}
+  std::string target;
+  std::string service;
+};
+struct accept {
+  std::uint32_t session = 0;
+};
+struct reject {
+  reject() = default;
+  reject(std::uint32_t id, error_code c, std::string r)
+      : session(id), code(c), reason(std::move(r)) {}
+  std::uint32_t session = 0;
+  error_code code = error_code::rejected;
+  std::string reason;
+};
+struct logout {};
+struct release {};
+struct eof {};
+struct terminate {
+  terminate() = default;
+  terminate(error_code c, std::string m) : code(c), message(std::move(m)) {}
+  error_code code = error_code::ok;
+  std::string message;
+};
+struct login_ok {
+  std::uint32_t line = 0;
+  std::uint32_t keepalive_ms = 0;
+  std::uint16_t max_lines = 0;
+  line_token token{};
+};
+struct pong {
+  std::uint64_t nonce = 0;
+};
+// Aggregate: only ever returned from functions, never brace-initialised inside co_await.
+struct peers {
+  bool truncated = false;
+  std::vector<std::string> users;
+};
+struct incoming {
+  incoming() = default;
+  incoming(std::uint32_t id, std::string c, std::string s)
+      : session(id), caller(std::move(c)), service(std::move(s)) {}
+  std::uint32_t session = 0;
+  std::string caller;
+  std::string service;
+};
+struct connected {
+  connected() = default;
+  connected(std::uint32_t id, std::string t) : session(id), target(std::move(t)) {}
+  std::uint32_t session = 0;
+  std::string target;
+};
+struct fail {
+  fail() = default;
+  fail(error_code c, std::string m) : code(c), message(std::move(m)) {}
+  error_code code = error_code::ok;
+  std::string message;
+};
+struct logged_out {
+  logged_out() = default;
+  logged_out(error_code c, std::string m) : code(c), message(std::move(m)) {}
+  error_code code = error_code::ok;
+  std::string message;
+};
+struct released {};
+
+using message = std::variant<login, ping, peers_request, demand, accept, reject, logout, release,
+                             eof, terminate, login_ok, pong, peers, incoming, connected, fail,
+                             logged_out, released>;
+
+frame_type type_of(const message& m);
+
+// Whole frame: header + payload. Throws protocol_violation if a field breaks its limit (a name
+// that is not valid, text over 1 KiB): we never send what we would refuse to receive.
+std::vector<std::uint8_t> encode(const message& m);
+
+// Decodes a control payload of the given type. Throws protocol_violation for truncated, trailing,
+// or invalid fields, and for frame_type::data (DATA payloads are streamed, never decoded).
+message decode(frame_type type, std::span<const std::uint8_t> payload);
+
+}  // namespace switchboard::protocol

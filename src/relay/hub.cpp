@@ -1,0 +1,149 @@
+#include "relay/hub.hpp"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "relay/line.hpp"
+
+namespace switchboard::relay {
+
+namespace p = protocol;
+
+hub::hub(asio::any_io_executor, relay_config cfg, store::user_store& users)
+    : cfg_(std::move(cfg)),
+      users_(users),
+      auth_pool_(std::max(1u, cfg_.auth_threads)),
+      by_address_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
+      by_user_(cfg_.login_failure_burst, cfg_.login_failure_refill_s) {}
+
+hub::~hub() { auth_pool_.join(); }
+
+void hub::remove_line(line* l) { all_lines_.erase(l); }
+
+device* hub::find_device(const std::string& user, const p::instance_id& instance) {
+  auto it = devices_.find(user);
+  if (it == devices_.end()) return nullptr;
+  for (auto& d : it->second) {
+    if (d->instance == instance) return d.get();
+  }
+  return nullptr;
+}
+
+const device* hub::answering(const std::string& user) const {
+  auto it = devices_.find(user);
+  if (it == devices_.end()) return nullptr;
+  for (const auto& d : it->second) {
+    if (d->answers) return d.get();
+  }
+  return nullptr;
+}
+
+device& hub::claim_device(const std::string& user, const p::instance_id& instance,
+                          const store::user_settings& settings, bool answers) {
+  if (device* d = find_device(user, instance)) {
+    d->settings = settings;  // a password login brings the store's current settings
+    return *d;
+  }
+  if (answers) {
+    if (const device* old = answering(user)) {
+      spdlog::info("{}: a new answering agent instance replaces the old one", user);
+      evict_device(const_cast<device*>(old), p::error_code::duplicate_login,
+                   "the same user ID logged in from another agent instance that answers calls");
+    }
+  }
+  auto d = std::make_unique<device>();
+  d->user = user;
+  d->instance = instance;
+  d->answers = answers;
+  d->settings = settings;
+  if (RAND_bytes(d->token.data(), static_cast<int>(d->token.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  auto& list = devices_[user];
+  list.push_back(std::move(d));
+  return *list.back();
+}
+
+std::size_t hub::lines_of(const std::string& user) const {
+  auto it = devices_.find(user);
+  std::size_t n = 0;
+  if (it != devices_.end()) {
+    for (const auto& d : it->second) n += d->lines.size();
+  }
+  return n;
+}
+
+std::size_t hub::lines_after_login(const std::string& user, const p::instance_id& instance,
+                                   bool answers) const {
+  std::size_t n = lines_of(user);
+  if (const device* old = answering(user); answers && old && old->instance != instance) {
+    n -= old->lines.size();
+  }
+  return n;
+}
+
+void hub::detach_from_device(line* l) {
+  device* d = l->owner();
+  if (!d) return;
+  std::erase(d->lines, l);
+  if (!d->lines.empty()) return;
+  // The line token dies with the instance's last line.
+  auto it = devices_.find(d->user);
+  std::erase_if(it->second, [d](const auto& p) { return p.get() == d; });
+  if (it->second.empty()) devices_.erase(it);
+}
+
+void hub::evict_device(device* d, p::error_code code, const std::string& text) {
+  auto it = devices_.find(d->user);
+  if (it == devices_.end()) return;
+  auto& list = it->second;
+  auto pos = std::find_if(list.begin(), list.end(), [d](const auto& p) { return p.get() == d; });
+  if (pos == list.end()) return;
+  const std::unique_ptr<device> gone = std::move(*pos);
+  list.erase(pos);
+  if (list.empty()) devices_.erase(it);
+  for (line* l : gone->lines) l->evicted(code, text);
+}
+
+route_result hub::route(const device& caller, const std::string& target_user) {
+  if (target_user == caller.user) return {p::error_code::self_call, nullptr};
+  const device* d = answering(target_user);
+  if (!d) return {p::error_code::target_offline, nullptr};
+  const auto& allow = d->settings.allow;
+  if (!allow.empty() && std::find(allow.begin(), allow.end(), caller.user) == allow.end()) {
+    return {p::error_code::not_allowed, nullptr};
+  }
+  // The vacant line that heard from its agent most recently is the least likely to be dead.
+  line* best = nullptr;
+  for (line* l : d->lines) {
+    if (l->state() != line_state::vacant || l->closing()) continue;
+    if (!best || l->last_rx() > best->last_rx()) best = l;
+  }
+  if (!best) return {p::error_code::target_busy, nullptr};
+  return {p::error_code::ok, best};
+}
+
+p::peers hub::peers_for(const device& caller) const {
+  p::peers out;
+  std::size_t bytes = p::peers_fixed_bytes;
+  for (const auto& [user, list] : devices_) {  // std::map: already sorted by user ID
+    const device* d = answering(user);
+    if (user == caller.user || !d) continue;
+    const auto& allow = d->settings.allow;
+    if (!allow.empty() && std::find(allow.begin(), allow.end(), caller.user) == allow.end()) {
+      continue;
+    }
+    if (out.users.size() == p::max_peers_listed ||
+        bytes + 1 + user.size() > p::max_control_payload) {
+      out.truncated = true;
+      break;
+    }
+    bytes += 1 + user.size();
+    out.users.push_back(user);
+  }
+  return out;
+}
+
+}  // namespace switchboard::relay

@@ -1,0 +1,130 @@
+// The relay's shared state: logged-in devices, their lines, sessions and counters.
+//
+// Threading: the hub and every line run on one executor (one I/O thread); nothing here locks.
+// Ownership: each line is owned by its own coroutine (shared_ptr); the hub keeps raw pointers and
+// every line removes itself in its teardown before it can be destroyed. A session is shared by its
+// two lines; it holds strong references to them until each side detaches (RELEASE or death).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "net/asio.hpp"
+#include "net/forward.hpp"
+#include "protocol/messages.hpp"
+#include "relay/config.hpp"
+#include "relay/rate_limiter.hpp"
+#include "store/user_store.hpp"
+
+namespace switchboard::relay {
+
+class line;
+
+// One agent instance logged in as a user (docs/protocol.md §7). A user has at most one instance
+// that answers calls and any number that only call.
+struct device {
+  std::string user;
+  protocol::instance_id instance{};
+  protocol::line_token token{};
+  bool answers = false;
+  store::user_settings settings;
+  std::vector<line*> lines;  // every logged-in line of this device, oldest first
+};
+
+struct session {
+  std::uint32_t id = 0;
+  std::string service;
+  std::shared_ptr<line> caller;  // reset when that side detaches
+  std::shared_ptr<line> target;
+  bool paired = false;
+  bool terminated = false;
+  std::unique_ptr<net::forward_path> to_caller;  // made when the target accepts
+  std::unique_ptr<net::forward_path> to_target;
+
+  std::shared_ptr<line> peer_of(const line* l) const { return l == caller.get() ? target : caller; }
+  net::forward_path* path_to(const line* dst) const {
+    return dst == caller.get() ? to_caller.get() : to_target.get();
+  }
+};
+
+struct hub_counters {
+  std::uint64_t password_logins = 0;  // successful Argon2id logins
+  std::uint64_t token_logins = 0;     // successful line-token logins
+  std::uint64_t failed_logins = 0;
+  std::uint64_t sessions_paired = 0;
+  std::uint64_t demands = 0;
+};
+
+struct route_result {
+  protocol::error_code code = protocol::error_code::ok;
+  line* target = nullptr;
+};
+
+class hub {
+ public:
+  hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users);
+  ~hub();
+
+  const relay_config& config() const { return cfg_; }
+  store::user_store& users() { return users_; }
+  hub_counters& counters() { return counters_; }
+  rate_limiter& address_limiter() { return by_address_; }
+  rate_limiter& user_limiter() { return by_user_; }
+  asio::thread_pool& auth_pool() { return auth_pool_; }
+  std::size_t& pending_logins() { return pending_logins_; }
+
+  void add_line(line* l) { all_lines_.insert(l); }
+  void remove_line(line* l);
+  std::size_t line_count() const { return all_lines_.size(); }
+  const std::unordered_set<line*>& all_lines() const { return all_lines_; }
+
+  device* find_device(const std::string& user, const protocol::instance_id& instance);
+  // The instance's device, made on its first line. An answering instance evicts the user's
+  // previous answering instance first (LOGGED-OUT DUPLICATE_LOGIN: newest login wins).
+  device& claim_device(const std::string& user, const protocol::instance_id& instance,
+                       const store::user_settings& settings, bool answers);
+  // Lines the user holds over all its instances (max_lines applies to the sum).
+  std::size_t lines_of(const std::string& user) const;
+  // lines_of(user) as it will be once this login is admitted (an older answering instance that
+  // the login replaces no longer counts).
+  std::size_t lines_after_login(const std::string& user, const protocol::instance_id& instance,
+                                bool answers) const;
+  void detach_from_device(line* l);
+  // Removes the device at once (no demand can reach it any more) and closes its lines with
+  // LOGGED-OUT(code); their sessions' peers get TERMINATE(PEER_LOGGED_OUT).
+  void evict_device(device* d, protocol::error_code code, const std::string& text);
+
+  // Checks a demand in the order of docs/protocol.md §5 and picks the target's freshest vacant line.
+  route_result route(const device& caller, const std::string& target_user);
+  // Logged-in users `caller` may call, sorted; at most max_peers_listed (truncated flag set).
+  protocol::peers peers_for(const device& caller) const;
+
+  std::uint32_t next_session_id() { return ++last_session_; }
+  std::uint32_t next_line_id() { return ++last_line_; }
+
+  bool draining() const { return draining_; }
+  void set_draining() { draining_ = true; }
+
+ private:
+  relay_config cfg_;
+  store::user_store& users_;
+  asio::thread_pool auth_pool_;
+  std::size_t pending_logins_ = 0;
+  rate_limiter by_address_;
+  rate_limiter by_user_;
+  // User ID -> its logged-in instances. A user with no instance has no entry.
+  std::map<std::string, std::vector<std::unique_ptr<device>>> devices_;
+  const device* answering(const std::string& user) const;
+  std::unordered_set<line*> all_lines_;
+  hub_counters counters_;
+  std::uint32_t last_session_ = 0;
+  std::uint32_t last_line_ = 0;
+  bool draining_ = false;
+};
+
+}  // namespace switchboard::relay

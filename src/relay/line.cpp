@@ -1,0 +1,471 @@
+#include "relay/line.hpp"
+
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "net/framed.hpp"
+#include "net/offload.hpp"
+#include "protocol/names.hpp"
+
+namespace switchboard::relay {
+
+namespace p = protocol;
+using p::error_code;
+
+const char* state_name(line_state s) {
+  switch (s) {
+    case line_state::auth: return "auth";
+    case line_state::vacant: return "vacant";
+    case line_state::calling: return "calling";
+    case line_state::ringing: return "ringing";
+    case line_state::paired: return "paired";
+    case line_state::releasing: return "releasing";
+    case line_state::closed: return "closed";
+  }
+  return "?";
+}
+
+line::line(hub& h, net::line_stream stream, std::string remote)
+    : hub_(h),
+      stream_(std::move(stream)),
+      timer_(stream_.socket().get_executor()),
+      remote_(std::move(remote)),
+      id_(h.next_line_id()),
+      accepted_at_(clock::now()) {
+  hub_.add_line(this);
+}
+
+line::~line() = default;
+
+std::string line::tag() const {
+  return fmt::format("{}/line#{}", user_.empty() ? remote_ : user_, id_);
+}
+
+void line::set_state(line_state s) {
+  state_ = s;
+  state_deadline_ = clock::time_point::max();
+  timer_.cancel();  // the watchdog recomputes its deadline
+}
+
+// --- lifetime ---------------------------------------------------------------------------------
+
+awaitable<void> line::run() {
+  auto self = shared_from_this();
+  asio::co_spawn(timer_.get_executor(), [self] { return self->watchdog(); }, asio::detached);
+  try {
+    co_await stream_.handshake();
+    co_await authenticate();
+    if (state_ != line_state::auth && !closing_) co_await serve();
+  } catch (const p::protocol_violation& e) {
+    spdlog::warn("{}: protocol error: {}", tag(), e.what());
+    close(error_code::protocol_error, e.what());
+  } catch (const boost::system::system_error& e) {
+    if (!closing_) spdlog::info("{}: line lost: {}", tag(), e.code().message());
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", tag(), e.what());
+    close(error_code::busy, "internal error");
+  }
+  co_await teardown();
+}
+
+void line::close(error_code code, std::string text, error_code peer_code) {
+  if (closing_) return;
+  closing_ = true;
+  close_code_ = code;
+  peer_code_ = peer_code;
+  timer_.cancel();
+  if (code != error_code::ok || !text.empty()) {
+    spdlog::info("{}: closing: {} ({})", tag(), p::error_name(code), text);
+  }
+  if (write_mutex_.locked() || !stream_.is_open() || state_ == line_state::closed) {
+    stream_.close();
+    return;
+  }
+  // Best effort: the agent learns why, unless it does not read within a second.
+  asio::co_spawn(
+      timer_.get_executor(),
+      [self = shared_from_this(),
+       m = p::message(p::logged_out{code, std::move(text)})]() -> awaitable<void> {
+        using namespace asio::experimental::awaitable_operators;
+        asio::steady_timer limit(co_await asio::this_coro::executor, std::chrono::seconds(1));
+        try {
+          co_await (self->send(m) || limit.async_wait(use_awaitable));
+        } catch (const std::exception&) {
+        }
+        self->stream_.close();
+      },
+      asio::detached);
+}
+
+awaitable<void> line::teardown() {
+  auto self = shared_from_this();
+  const line_state was = state_;
+  const bool notified_close = closing_;
+  closing_ = true;
+  state_ = line_state::closed;
+  timer_.cancel();
+  if (!notified_close) stream_.close();
+  hub_.detach_from_device(this);
+  device_ = nullptr;
+  if (auto s = session_) {
+    auto peer = s->peer_of(this);
+    detach_session();
+    const error_code code = notified_close ? peer_code_ : error_code::peer_lost;
+    if (peer) {
+      if (was == line_state::ringing) {
+        co_await peer->demand_failed(error_code::target_offline,
+                                     "the target's line closed before it answered");
+      } else if (was == line_state::calling) {
+        co_await peer->notify_terminated(code, "the caller's line closed");
+      } else if (!s->terminated) {
+        s->terminated = true;
+        co_await peer->notify_terminated(code, std::string(p::error_text(code)));
+      }
+    }
+  }
+  hub_.remove_line(this);
+  spdlog::debug("{}: closed", tag());
+}
+
+// --- deadlines --------------------------------------------------------------------------------
+
+line::clock::time_point line::next_deadline() const {
+  if (state_ == line_state::auth) return accepted_at_ + hub_.config().login_timeout;
+  const auto now = clock::now();
+  // While forwarding waits for the peer's flow control, silence is judged on the peer's line.
+  const auto silence = live_.blocked_on_peer ? now + 3 * keepalive_ : live_.last_rx + 3 * keepalive_;
+  return std::min(silence, state_deadline_);
+}
+
+awaitable<void> line::watchdog() {
+  auto self = shared_from_this();
+  while (!closing_ && state_ != line_state::closed) {
+    timer_.expires_at(next_deadline());
+    co_await timer_.async_wait(asio::as_tuple(use_awaitable));
+    if (closing_ || state_ == line_state::closed) co_return;
+    if (clock::now() >= next_deadline()) co_await on_deadline();
+  }
+}
+
+awaitable<void> line::on_deadline() {
+  const auto now = clock::now();
+  if (state_ == line_state::auth) {
+    close(error_code::login_timeout, "no LOGIN within the login deadline");
+  } else if (!live_.blocked_on_peer && now >= live_.last_rx + 3 * keepalive_) {
+    close(error_code::keepalive_timeout, "no keep-alive for 3 intervals");
+  } else if (state_ == line_state::calling && now >= state_deadline_) {
+    auto s = session_;
+    auto target = s->target;
+    co_await demand_failed(error_code::no_answer, "the target did not answer in time");
+    if (target) co_await target->notify_terminated(error_code::no_answer, "the caller gave up");
+  } else if (state_ == line_state::releasing && now >= state_deadline_) {
+    close(error_code::protocol_error, "did not RELEASE within the release deadline");
+  }
+}
+
+// --- login ------------------------------------------------------------------------------------
+
+awaitable<void> line::authenticate() {
+  auto h = co_await net::read_header(stream_);
+  if (!h) co_return;
+  if (h->type != p::frame_type::login) {
+    throw p::protocol_violation(std::string("expected LOGIN, got ") + p::frame_name(h->type));
+  }
+  const auto msg = co_await net::read_control(stream_, *h);
+  const auto& m = std::get<p::login>(msg);
+  live_.last_rx = clock::now();
+  user_ = m.user;
+
+  const auto refuse = [&](error_code code, std::string text) -> awaitable<void> {
+    spdlog::info("{} from {}: login refused: {}", m.user, remote_, p::error_name(code));
+    co_await send(p::fail{code, std::move(text)});
+    close(code, {}, error_code::peer_lost);
+  };
+  if (m.version != p::protocol_version) {
+    co_return co_await refuse(error_code::unsupported_version, "this relay speaks version 1");
+  }
+  if (hub_.draining()) co_return co_await refuse(error_code::relay_shutdown, "relay is stopping");
+  const std::string ip = remote_.substr(0, remote_.rfind(':'));
+  if (!hub_.address_limiter().allowed(ip) || !hub_.user_limiter().allowed(m.user)) {
+    co_return co_await refuse(error_code::rate_limited, "too many failed logins; retry later");
+  }
+  const auto checked = co_await check_credentials(m);
+  if (checked.code != error_code::ok) {
+    if (checked.code == error_code::bad_credentials) {
+      ++hub_.counters().failed_logins;
+      hub_.address_limiter().record_failure(ip);
+      hub_.user_limiter().record_failure(m.user);
+    }
+    co_return co_await refuse(checked.code, std::string(p::error_text(checked.code)));
+  }
+  if (hub_.lines_after_login(m.user, m.instance, m.answers) >= checked.settings.max_lines) {
+    co_return co_await refuse(error_code::too_many_lines,
+                              fmt::format("at most {} lines per user", checked.settings.max_lines));
+  }
+  device& d = hub_.claim_device(m.user, m.instance, checked.settings, m.answers);
+  d.lines.push_back(this);
+  device_ = &d;
+  const auto& cfg = hub_.config();
+  keepalive_ = std::clamp(std::chrono::milliseconds(m.keepalive_ms), cfg.min_keepalive,
+                          cfg.max_keepalive);
+  set_state(line_state::vacant);
+  spdlog::info("{}: logged in from {} ({}, keep-alive {} ms)", tag(), remote_,
+               m.auth == p::auth_method::token ? "token" : "password", keepalive_.count());
+  co_await send(p::login_ok{id_, static_cast<std::uint32_t>(keepalive_.count()),
+                            d.settings.max_lines, d.token});
+}
+
+namespace {
+// The job that checks a password on the auth pool.
+std::function<std::optional<store::user_record>()> auth_job(store::user_store& users,
+                                                            std::string user, std::string pw) {
+  return [&users, user = std::move(user), pw = std::move(pw)] {
+    // An ID the store refuses is a wrong login like any other.
+    return protocol::valid_user_id(user) ? users.authenticate(user, pw) : std::nullopt;
+  };
+}
+}  // namespace
+
+awaitable<credential_check> line::check_credentials(const p::login& m) {
+  if (m.auth == p::auth_method::token) {
+    device* d = hub_.find_device(m.user, m.instance);
+    const bool ok = d &&
+                    CRYPTO_memcmp(d->token.data(), m.secret.data(), p::token_size) == 0;
+    if (!ok) co_return credential_check{error_code::bad_credentials, {}};
+    ++hub_.counters().token_logins;
+    co_return credential_check{error_code::ok, d->settings};
+  }
+  if (hub_.pending_logins() >= hub_.config().max_pending_logins) {
+    co_return credential_check{error_code::busy, {}};
+  }
+  ++hub_.pending_logins();
+  std::optional<store::user_record> rec;
+  try {
+    auto job = auth_job(hub_.users(), m.user, m.secret);
+    rec = co_await net::offload(hub_.auth_pool(), std::move(job));
+  } catch (...) {
+    --hub_.pending_logins();
+    throw;
+  }
+  --hub_.pending_logins();
+  if (!rec) co_return credential_check{error_code::bad_credentials, {}};
+  ++hub_.counters().password_logins;
+  co_return credential_check{error_code::ok, rec->settings};
+}
+
+// --- serving a logged-in line -----------------------------------------------------------------
+
+awaitable<void> line::serve() {
+  while (!closing_) {
+    const auto h = co_await net::read_header(stream_);
+    if (!h) co_return;
+    live_.last_rx = clock::now();
+    if (h->type == p::frame_type::data) {
+      co_await on_data(h->length);
+      continue;
+    }
+    const auto msg = co_await net::read_control(stream_, *h);
+    co_await std::visit([this](const auto& m) { return on(m); }, msg);
+  }
+}
+
+awaitable<bool> line::send(const p::message& m) {
+  auto guard = co_await write_mutex_.lock();
+  if (!stream_.is_open()) co_return false;
+  try {
+    co_await net::write_message(stream_, m);
+    co_return true;
+  } catch (const boost::system::system_error&) {
+    co_return false;
+  }
+}
+
+template <typename M>
+awaitable<void> line::on(const M&) {
+  throw p::protocol_violation(std::string(p::frame_name(p::type_of(M{}))) +
+                              " is not allowed from an agent in state " + state_name(state_));
+  co_return;
+}
+
+awaitable<void> line::on(const p::ping& m) { co_await send(p::pong{m.nonce}); }
+
+awaitable<void> line::on(const p::peers_request& m) {
+  if (state_ != line_state::vacant) co_return co_await on<p::peers_request>(m);
+  co_await send(hub_.peers_for(*device_));
+}
+
+awaitable<void> line::on(const p::logout&) {
+  spdlog::info("{}: logout", tag());
+  hub_.evict_device(device_, error_code::ok, "logged out");
+  co_return;
+}
+
+awaitable<void> line::on(const p::demand& m) {
+  if (state_ != line_state::vacant) {
+    throw p::protocol_violation(std::string("DEMAND in state ") + state_name(state_));
+  }
+  ++hub_.counters().demands;
+  const route_result r = hub_.route(*device_, m.target);
+  if (r.code != error_code::ok) {
+    spdlog::info("{}: demand {}:{} failed: {}", tag(), m.target, m.service, p::error_name(r.code));
+    co_await send(p::fail{r.code, std::string(p::error_text(r.code))});
+    co_return;
+  }
+  auto s = std::make_shared<session>();
+  s->id = hub_.next_session_id();
+  s->service = m.service;
+  s->caller = shared_from_this();
+  s->target = r.target->shared_from_this();
+  session_ = s;
+  set_state(line_state::calling);
+  state_deadline_ = clock::now() + hub_.config().demand_timeout;
+  spdlog::info("{}: session {}: demand {}:{} on {}", tag(), s->id, m.target, m.service,
+               r.target->tag());
+  co_await r.target->ring(s, user_);
+}
+
+awaitable<bool> line::ring(std::shared_ptr<session> s, const std::string& caller) {
+  session_ = s;
+  set_state(line_state::ringing);
+  co_return co_await send(p::incoming{s->id, caller, s->service});
+}
+
+awaitable<void> line::on(const p::accept& m) {
+  if (state_ == line_state::vacant || state_ == line_state::releasing) co_return;  // stale
+  if (state_ != line_state::ringing) co_return co_await on<p::accept>(m);
+  if (!session_ || session_->id != m.session) co_return;
+  auto s = session_;
+  auto caller = s->caller;
+  const bool splice = !stream_.tls() && !caller->stream_.tls();
+  bool made = false;
+  try {
+    s->to_caller = std::make_unique<net::forward_path>(splice);
+    s->to_target = std::make_unique<net::forward_path>(splice);
+    made = true;
+  } catch (const boost::system::system_error& e) {
+    spdlog::error("session {}: cannot pair: {}", s->id, e.what());
+  }
+  if (!made) {
+    co_await caller->demand_failed(error_code::busy, "relay out of resources");
+    co_await notify_terminated(error_code::busy, "relay out of resources");
+    co_return;
+  }
+  s->paired = true;
+  ++hub_.counters().sessions_paired;
+  set_state(line_state::paired);
+  caller->set_state(line_state::paired);
+  spdlog::info("{}: session {} paired with {} ({})", tag(), s->id, caller->tag(),
+               splice ? "splice" : "copy");
+  co_await caller->send(p::connected{s->id, user_});
+}
+
+awaitable<void> line::on(const p::reject& m) {
+  if (state_ == line_state::vacant || state_ == line_state::releasing) co_return;  // stale
+  if (state_ != line_state::ringing) co_return co_await on<p::reject>(m);
+  if (!session_ || session_->id != m.session) co_return;
+  auto caller = session_->caller;
+  detach_session();
+  set_state(line_state::vacant);
+  const bool passed = m.code == error_code::unknown_service ||
+                      m.code == error_code::service_unavailable;
+  const error_code code = passed ? m.code : error_code::rejected;
+  if (caller) {
+    co_await caller->demand_failed(code, m.reason.empty() ? std::string(p::error_text(code))
+                                                          : m.reason);
+  }
+}
+
+awaitable<void> line::demand_failed(error_code code, std::string text) {
+  if (state_ != line_state::calling) co_return;
+  detach_session();
+  set_state(line_state::vacant);
+  co_await send(p::fail{code, std::move(text)});
+}
+
+awaitable<void> line::notify_terminated(error_code code, std::string text) {
+  if (state_ != line_state::paired && state_ != line_state::ringing) co_return;
+  if (session_) session_->terminated = true;
+  set_state(line_state::releasing);
+  state_deadline_ = clock::now() + hub_.config().release_timeout;
+  co_await send(p::terminate{code, std::move(text)});
+}
+
+awaitable<void> line::on(const p::terminate& m) {
+  if (state_ == line_state::releasing) co_return;
+  if (state_ != line_state::paired) co_return co_await on<p::terminate>(m);
+  auto s = session_;
+  set_state(line_state::releasing);
+  state_deadline_ = clock::now() + hub_.config().release_timeout;
+  if (!s->terminated) {
+    s->terminated = true;
+    if (auto peer = s->peer_of(this)) co_await peer->notify_terminated(m.code, m.message);
+  }
+}
+
+awaitable<void> line::on(const p::release&) {
+  switch (state_) {
+    case line_state::vacant:
+      co_return;  // stale
+    case line_state::ringing:
+      // Releasing instead of answering declines the call.
+      if (auto caller = session_->caller) {
+        co_await caller->demand_failed(error_code::rejected, "the target declined");
+      }
+      break;
+    case line_state::paired:
+      if (!session_->terminated) {
+        session_->terminated = true;
+        if (auto peer = session_->peer_of(this)) {
+          co_await peer->notify_terminated(error_code::ok, "the peer ended the session");
+        }
+      }
+      break;
+    case line_state::releasing:
+      break;
+    default:
+      throw p::protocol_violation(std::string("RELEASE in state ") + state_name(state_));
+  }
+  if (session_) spdlog::info("{}: session {} released", tag(), session_->id);
+  detach_session();
+  set_state(line_state::vacant);
+  co_await send(p::released{});
+  if (hub_.draining()) close(error_code::relay_shutdown, "relay is stopping");
+}
+
+awaitable<void> line::on(const p::eof& m) {
+  if (state_ == line_state::releasing) co_return;
+  if (state_ != line_state::paired) co_return co_await on<p::eof>(m);
+  if (auto peer = session_->peer_of(this)) co_await peer->send(p::eof{});
+}
+
+awaitable<void> line::on_data(std::uint32_t length) {
+  if (state_ == line_state::releasing) co_return co_await net::skip_payload(stream_, length);
+  if (state_ != line_state::paired) {
+    throw p::protocol_violation(std::string("DATA in state ") + state_name(state_));
+  }
+  auto s = session_;
+  auto peer = s->peer_of(this);
+  if (!peer) co_return co_await net::skip_payload(stream_, length);
+  // No suspension between peer_of() and lock(): a RELEASED for the peer queues behind us.
+  auto guard = co_await peer->write_mutex_.lock();
+  const bool still_attached = s->peer_of(this) == peer;
+  net::line_stream* to = still_attached && peer->stream_.is_open() ? &peer->stream_ : nullptr;
+  const bool delivered = co_await s->path_to(peer.get())->forward(stream_, to, length, live_);
+  if (to && !delivered) peer->close(error_code::peer_lost, "write failed");
+}
+
+void line::detach_session() {
+  if (!session_) return;
+  if (session_->caller.get() == this) session_->caller.reset();
+  if (session_->target.get() == this) session_->target.reset();
+  session_.reset();
+}
+
+void line::evicted(error_code code, std::string text) {
+  device_ = nullptr;
+  close(code, std::move(text), error_code::peer_logged_out);
+}
+
+}  // namespace switchboard::relay

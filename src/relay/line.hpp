@@ -1,0 +1,106 @@
+// One relay-side line: the coroutine that owns a device's TCP connection (docs/protocol.md §5).
+//
+// run() is the only reader of the line; every writer (this line's replies, the peer's forwarding,
+// the hub) holds write_mutex_ for exactly one frame. watchdog() enforces every deadline of the
+// line (login, keep-alive silence, demand, release) with a single timer.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "net/async_mutex.hpp"
+#include "net/forward.hpp"
+#include "net/line_stream.hpp"
+#include "protocol/messages.hpp"
+#include "relay/hub.hpp"
+
+namespace switchboard::relay {
+
+enum class line_state { auth, vacant, calling, ringing, paired, releasing, closed };
+const char* state_name(line_state s);
+
+struct credential_check {
+  protocol::error_code code = protocol::error_code::ok;
+  store::user_settings settings;
+};
+class line : public std::enable_shared_from_this<line> {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  line(hub& h, net::line_stream stream, std::string remote);
+  ~line();
+
+  // Serves the line until it closes, then tears it down. Owns a reference to itself meanwhile.
+  awaitable<void> run();
+
+  // Ends the line: LOGGED-OUT(code, text) if it can still be written at once, then close.
+  // Peers of its session get TERMINATE(peer_code). Safe to call from any coroutine, repeatedly.
+  void close(protocol::error_code code, std::string text,
+             protocol::error_code peer_code = protocol::error_code::peer_lost);
+
+  // The hub evicted this line's device (logout, duplicate login): close without touching it.
+  void evicted(protocol::error_code code, std::string text);
+
+  line_state state() const { return state_; }
+  bool closing() const { return closing_; }
+  clock::time_point last_rx() const { return live_.last_rx; }
+  std::uint32_t id() const { return id_; }
+  const std::string& user() const { return user_; }
+  device* owner() const { return device_; }
+
+  // Called by the caller's line: this (vacant) line is now ringing for `s`; sends INCOMING.
+  awaitable<bool> ring(std::shared_ptr<session> s, const std::string& caller);
+  // Called by the hub/peer: the session ended without this side; send TERMINATE, expect RELEASE.
+  awaitable<void> notify_terminated(protocol::error_code code, std::string text);
+  // Called by the target's line or the watchdog: the demand this (calling) line made failed.
+  awaitable<void> demand_failed(protocol::error_code code, std::string text);
+  // Sends one control frame under the write mutex; false if the line is gone.
+  awaitable<bool> send(const protocol::message& m);
+
+ private:
+  awaitable<void> authenticate();
+  awaitable<credential_check> check_credentials(const protocol::login& m);
+  awaitable<void> serve();
+  awaitable<void> watchdog();
+  clock::time_point next_deadline() const;
+  awaitable<void> on_deadline();
+  awaitable<void> teardown();
+
+  awaitable<void> on(const protocol::ping& m);
+  awaitable<void> on(const protocol::peers_request& m);
+  awaitable<void> on(const protocol::demand& m);
+  awaitable<void> on(const protocol::accept& m);
+  awaitable<void> on(const protocol::reject& m);
+  awaitable<void> on(const protocol::logout& m);
+  awaitable<void> on(const protocol::release& m);
+  awaitable<void> on(const protocol::eof& m);
+  awaitable<void> on(const protocol::terminate& m);
+  template <typename M>
+  awaitable<void> on(const M& m);  // any other frame: protocol violation
+  awaitable<void> on_data(std::uint32_t length);
+
+  void set_state(line_state s);
+  void detach_session();
+  std::string tag() const;  // "user/line#N" for logs
+
+  hub& hub_;
+  net::line_stream stream_;
+  net::async_mutex write_mutex_;
+  asio::steady_timer timer_;
+  std::string remote_;
+  std::string user_;
+  device* device_ = nullptr;
+  std::uint32_t id_;
+  line_state state_ = line_state::auth;
+  net::liveness live_;
+  std::chrono::milliseconds keepalive_{0};
+  clock::time_point accepted_at_;
+  clock::time_point state_deadline_ = clock::time_point::max();  // demand or release deadline
+  std::shared_ptr<session> session_;
+  bool closing_ = false;
+  protocol::error_code close_code_ = protocol::error_code::ok;
+  protocol::error_code peer_code_ = protocol::error_code::peer_lost;
+};
+
+}  // namespace switchboard::relay

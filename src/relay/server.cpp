@@ -1,0 +1,82 @@
+#include "relay/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "net/endpoint.hpp"
+#include "relay/line.hpp"
+
+namespace switchboard::relay {
+
+server::server(asio::io_context& io, relay_config cfg, store::user_store& users,
+               net::ssl_ctx_ptr tls)
+    : io_(io), tls_(std::move(tls)), hub_(io.get_executor(), std::move(cfg), users), acceptor_(io) {}
+
+server::~server() = default;
+
+tcp::endpoint server::listen(const tcp::endpoint& ep) {
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  return acceptor_.local_endpoint();
+}
+
+void server::start() { asio::co_spawn(io_, accept_loop(), asio::detached); }
+
+awaitable<void> server::accept_loop() {
+  asio::steady_timer backoff(io_);
+  while (!stopping_) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(use_awaitable));
+    if (stopping_) co_return;
+    if (ec) {
+      // Out of descriptors or memory: wait a little instead of spinning on the error.
+      spdlog::warn("accept: {}", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(asio::as_tuple(use_awaitable));
+      continue;
+    }
+    try {
+      error_code ignored;
+      std::string remote = net::to_string(socket.remote_endpoint(ignored));
+      auto stream = tls_ ? net::line_stream(std::move(socket), tls_.get(), true)
+                         : net::line_stream(std::move(socket));
+      auto l = std::make_shared<line>(hub_, std::move(stream), std::move(remote));
+      asio::co_spawn(io_, l->run(), asio::detached);
+    } catch (const std::exception& e) {
+      spdlog::warn("accept: cannot set up line: {}", e.what());
+    }
+  }
+}
+
+void server::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  hub_.set_draining();
+  error_code ignored;
+  acceptor_.close(ignored);
+  spdlog::info("stopping: {} lines open, draining sessions for up to {} ms", hub_.line_count(),
+               hub_.config().drain_timeout.count());
+  const std::vector<line*> lines(hub_.all_lines().begin(), hub_.all_lines().end());
+  for (line* l : lines) {
+    if (l->state() != line_state::paired && l->state() != line_state::releasing) {
+      l->close(protocol::error_code::relay_shutdown, "relay is stopping");
+    }
+  }
+  asio::co_spawn(io_, drain(), asio::detached);
+}
+
+awaitable<void> server::drain() {
+  asio::steady_timer tick(io_);
+  const auto deadline = std::chrono::steady_clock::now() + hub_.config().drain_timeout;
+  while (hub_.line_count() > 0 && std::chrono::steady_clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(50));
+    co_await tick.async_wait(use_awaitable);
+  }
+  const std::vector<line*> lines(hub_.all_lines().begin(), hub_.all_lines().end());
+  for (line* l : lines) l->close(protocol::error_code::relay_shutdown, "relay is stopping");
+}
+
+}  // namespace switchboard::relay

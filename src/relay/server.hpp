@@ -1,0 +1,41 @@
+// The relay's listener: accepts TCP connections and gives each one a line coroutine
+// (Beast-style split: server = listener, line = session, hub = shared state).
+#pragma once
+
+#include <memory>
+
+#include "net/asio.hpp"
+#include "net/tls.hpp"
+#include "relay/config.hpp"
+#include "relay/hub.hpp"
+
+namespace switchboard::relay {
+
+class server {
+ public:
+  // `tls` null means plaintext (the configuration must have asked for it). `users` must outlive
+  // the server. All lines run on `io`'s executor.
+  server(asio::io_context& io, relay_config cfg, store::user_store& users, net::ssl_ctx_ptr tls);
+  ~server();
+
+  // Binds and listens. Port 0 picks a free port; the bound endpoint is returned.
+  tcp::endpoint listen(const tcp::endpoint& ep);
+  void start();
+  // Graceful stop (SIGTERM): stop accepting, close idle lines with LOGGED-OUT(RELAY_SHUTDOWN),
+  // let sessions finish for up to drain_timeout, then end them. io.run() returns when all are gone.
+  void stop();
+
+  hub& state() { return hub_; }
+
+ private:
+  awaitable<void> accept_loop();
+  awaitable<void> drain();
+
+  asio::io_context& io_;
+  net::ssl_ctx_ptr tls_;
+  hub hub_;
+  tcp::acceptor acceptor_;
+  bool stopping_ = false;
+};
+
+}  // namespace switchboard::relay

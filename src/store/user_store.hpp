@@ -1,0 +1,80 @@
+// User store: the relay's durable "connection information holding unit".
+//
+// Contract (every implementation):
+//  - All methods are thread-safe; the relay calls authenticate() from a worker pool and the
+//    management methods from the command line, possibly while a relay runs on the same database.
+//  - User IDs are checked with protocol::valid_user_id(); a bad ID throws std::invalid_argument.
+//  - authenticate() takes the same time whether or not the user exists (it verifies a dummy hash
+//    for unknown users) and is slow on purpose (Argon2id): never call it on an I/O thread.
+//  - Live state (lines, sessions, counters) never lives here; only users and their settings.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchboard::store {
+
+// Per-user settings, stored with the user.
+struct user_settings {
+  // Who may call this user. Empty: any logged-in user may.
+  std::vector<std::string> allow;
+  // Most lines this user's device may hold at once.
+  std::uint16_t max_lines = 64;
+};
+
+struct user_record {
+  std::string id;
+  user_settings settings;
+  std::int64_t created_unix = 0;
+};
+
+// Thrown for a store failure a caller can act on (duplicate user, missing user, I/O).
+class store_error : public std::runtime_error {
+ public:
+  enum class kind { already_exists, not_found, io };
+  store_error(kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
+  kind which() const { return kind_; }
+
+ private:
+  kind kind_;
+};
+
+class user_store {
+ public:
+  virtual ~user_store() = default;
+
+  // Throws store_error(already_exists). Password: 1..1024 bytes, else std::invalid_argument.
+  virtual void add_user(std::string_view id, std::string_view password) = 0;
+  // Returns false if there was no such user.
+  virtual bool remove_user(std::string_view id) = 0;
+  // Throws store_error(not_found).
+  virtual void set_password(std::string_view id, std::string_view password) = 0;
+  // Throws store_error(not_found). Each entry must be a valid user ID (std::invalid_argument).
+  virtual void set_allow_list(std::string_view id, const std::vector<std::string>& allow) = 0;
+  // Throws store_error(not_found); max_lines must be >= 1 (std::invalid_argument).
+  virtual void set_max_lines(std::string_view id, std::uint16_t max_lines) = 0;
+
+  virtual std::optional<user_record> find_user(std::string_view id) = 0;
+  // Sorted by ID.
+  virtual std::vector<user_record> list_users() = 0;
+
+  // The user record if the password is right, else nullopt. Constant time in the user's existence.
+  virtual std::optional<user_record> authenticate(std::string_view id, std::string_view password) = 0;
+};
+
+// Argon2id cost. `interactive` is libsodium's OPSLIMIT/MEMLIMIT_INTERACTIVE (the default);
+// `moderate` is stronger; `minimum` is libsodium's minimum and only meant for tests and benchmarks.
+enum class hash_cost { minimum, interactive, moderate };
+
+// Opens (creating if needed, with its parent directory) a SQLite database in WAL mode.
+// Throws store_error(io) if the file cannot be opened or migrated.
+std::unique_ptr<user_store> open_sqlite_store(const std::filesystem::path& db_file,
+                                              hash_cost cost = hash_cost::interactive);
+
+}  // namespace switchboard::store
