@@ -42,7 +42,13 @@ tcp::endpoint parse_endpoint(std::string_view text) {
 
 std::string to_string(const tcp::endpoint& ep) {
   const auto a = ep.address();
-  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+  std::string out;
+  if (a.is_v6()) out.push_back('[');
+  out.append(a.to_string());
+  if (a.is_v6()) out.push_back(']');
+  out.push_back(':');
+  out.append(std::to_string(ep.port()));
+  return out;
 }
 
 }  // namespace switchboard::net

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Test fixtures for the e2e scripts: local services and clients, loopback only, bounded in time.
+
+  fixtures.py echo PORT_FILE                      asyncio echo server (keeps half-close)
+  fixtures.py sinksource PORT_FILE SEND_FILE DIGEST_FILE
+        per connection: sends SEND_FILE then half-closes, and at the same time reads everything
+        the client sends; appends "<sha256> <bytes>" of what it received to DIGEST_FILE
+  fixtures.py clients PORT COUNT SIZE TIMEOUT_S   COUNT concurrent connections, each sends SIZE
+        random bytes, half-closes and expects them echoed; exits 0 only if all succeed
+  fixtures.py slowcat LINES INTERVAL_S             prints LINES numbered lines, one per interval
+"""
+import asyncio
+import hashlib
+import os
+import socket
+import sys
+import threading
+import time
+
+
+def write_port(port_file, port):
+    tmp = port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{port}\n")
+    os.replace(tmp, port_file)  # atomic: readers never see a partial file
+
+
+async def echo_server(port_file):
+    async def handle(reader, writer):
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+    write_port(port_file, server.sockets[0].getsockname()[1])
+    async with server:
+        await server.serve_forever()
+
+
+def sinksource(port_file, send_file, digest_file):
+    lock = threading.Lock()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    write_port(port_file, srv.getsockname()[1])
+
+    def serve(conn):
+        def receive():
+            h = hashlib.sha256()
+            n = 0
+            buf = bytearray(1 << 20)
+            view = memoryview(buf)
+            while True:
+                k = conn.recv_into(buf)
+                if k == 0:
+                    break
+                h.update(view[:k])
+                n += k
+            with lock, open(digest_file, "a") as f:
+                f.write(f"{h.hexdigest()} {n}\n")
+
+        def send():
+            with open(send_file, "rb") as f:
+                conn.sendfile(f)
+            conn.shutdown(socket.SHUT_WR)
+
+        threads = [threading.Thread(target=receive), threading.Thread(target=send)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        conn.close()
+
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+async def clients(port, count, size, timeout_s):
+    async def one(i):
+        payload = os.urandom(size)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            async def send():
+                writer.write(payload)
+                await writer.drain()
+                writer.write_eof()
+
+            async def receive():
+                chunks = []
+                total = 0
+                while True:
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    chunks.append(data)
+                    total += len(data)
+                return b"".join(chunks)
+
+            _, got = await asyncio.gather(send(), receive())
+            if got != payload:
+                return f"client {i}: echo differs (sent {len(payload)} bytes, got {len(got)})"
+            return None
+        finally:
+            writer.close()
+
+    async def guarded(i):
+        try:
+            return await one(i)
+        except Exception as e:  # reported, not raised: every client gets a verdict
+            return f"client {i}: {type(e).__name__}: {e}"
+
+    start = time.monotonic()
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(guarded(i) for i in range(count))), timeout_s)
+    except asyncio.TimeoutError:
+        print(f"clients: not all {count} sessions finished within {timeout_s} s", file=sys.stderr)
+        return 1
+    failures = [r for r in results if r]
+    elapsed = time.monotonic() - start
+    for f in failures[:20]:
+        print(f, file=sys.stderr)
+    print(f"clients: {count - len(failures)}/{count} sessions echoed {size} bytes correctly "
+          f"in {elapsed:.2f} s")
+    return 0 if not failures else 1
+
+
+def slowcat(lines, interval):
+    for i in range(1, lines + 1):
+        sys.stdout.write(f"line {i}\n")
+        sys.stdout.flush()
+        if i < lines:
+            time.sleep(interval)
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "echo" and len(argv) == 3:
+        asyncio.run(echo_server(argv[2]))
+    elif cmd == "sinksource" and len(argv) == 5:
+        sinksource(argv[2], argv[3], argv[4])
+    elif cmd == "clients" and len(argv) == 6:
+        return asyncio.run(clients(int(argv[2]), int(argv[3]), int(argv[4]), float(argv[5])))
+    elif cmd == "slowcat" and len(argv) == 4:
+        slowcat(int(argv[2]), float(argv[3]))
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

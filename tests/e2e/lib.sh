@@ -1,0 +1,255 @@
+# Shared helpers of the end-to-end tests. Each test script starts with
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"     # $1 switchboard-relay, $2 switchboard
+#
+# and gets: a fresh temp dir ($WORK, removed on success, kept and its logs printed on failure),
+# background processes recorded by PID and stopped in an EXIT trap (only those PIDs, never by name),
+# relay/user/agent helpers, and bounded waits. Everything listens on 127.0.0.1 only. Every process
+# the tests start runs under `timeout`, so nothing outlives a test even if the trap never runs.
+set -euo pipefail
+
+if [[ $# -lt 2 ]]; then
+  echo "usage: $0 PATH/TO/switchboard-relay PATH/TO/switchboard" >&2
+  exit 2
+fi
+RELAY_BIN=$(realpath "$1")
+SB_BIN=$(realpath "$2")
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FIXTURES="$E2E_DIR/fixtures.py"
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sb-e2e-$TEST_NAME.XXXXXX")
+mkdir -p "$WORK/pw"
+
+# Safety net: no process started here lives longer than this (seconds).
+BG_LIMIT=${BG_LIMIT:-900}
+
+declare -A BG_PID=()   # name -> PID of a background process started by start_bg
+BG_ALL=()              # every PID start_bg recorded, in start order
+
+log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$TEST_NAME" "$*"; }
+
+# The output of every log in $WORK (tail), for failure reports.
+dump_logs() {
+  local f
+  for f in "$WORK"/*.log; do
+    [[ -e $f ]] || continue
+    echo "----- $(basename "$f") (last 80 lines) -----"
+    tail -n 80 "$f"
+  done
+  echo "----- end of logs -----"
+}
+
+fail() {
+  echo "FAIL [$TEST_NAME]: $*" >&2
+  exit 1
+}
+
+skip() {
+  echo "SKIP [$TEST_NAME]: $*"
+  exit 77
+}
+
+# True if PID is alive and still a child of this shell (so never someone else's reused PID).
+is_our_child() {
+  local pid=$1 ppid
+  [[ -r /proc/$pid/status ]] || return 1
+  ppid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || return 1
+  [[ $ppid == "$$" ]]
+}
+
+# stop_pid PID [SIGNAL]: signal one of our own background processes, then wait up to 10 s for it
+# (SIGKILL after that). Returns its exit status (or 0 if it was already gone).
+stop_pid() {
+  local pid=$1 sig=${2:-TERM} i
+  if is_our_child "$pid"; then
+    kill "-$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      is_our_child "$pid" && [[ $(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) != Z ]] || break
+      sleep 0.1
+    done
+    if is_our_child "$pid" && [[ $(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) != Z ]]; then
+      echo "warning: PID $pid did not stop on SIG$sig within 10 s: SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  local rc=0
+  wait "$pid" 2>/dev/null || rc=$?
+  return "$rc"
+}
+
+# stop_bg NAME [SIGNAL]: stop_pid for the process start_bg recorded under NAME.
+stop_bg() {
+  local name=$1 sig=${2:-TERM}
+  [[ -n ${BG_PID[$name]:-} ]] || fail "stop_bg: no process named '$name'"
+  stop_pid "${BG_PID[$name]}" "$sig"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local i pid
+  for ((i = ${#BG_ALL[@]} - 1; i >= 0; i--)); do
+    pid=${BG_ALL[$i]}
+    is_our_child "$pid" && kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${BG_ALL[@]}"; do stop_pid "$pid" KILL >/dev/null 2>&1 || true; done
+  if [[ $rc -ne 0 && $rc -ne 77 ]]; then
+    dump_logs >&2
+    echo "FAIL [$TEST_NAME]: exit status $rc; work directory kept: $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+# start_bg NAME CMD [ARGS...]: runs CMD in the background under `timeout $BG_LIMIT`, records its
+# PID as BG_PID[NAME]. stdout and stderr go to $WORK/NAME.log, unless BG_STDOUT names a file for
+# stdout; stdin is BG_STDIN (default /dev/null). CMD may be one of the functions below (sb, ...).
+start_bg() {
+  local name=$1
+  shift
+  local out=${BG_STDOUT:-$WORK/$name.log} in=${BG_STDIN:-/dev/null}
+  if declare -F "$1" >/dev/null; then
+    # A function: it execs its program (BG_EXEC=1), so $! is that program's PID.
+    (BG_EXEC=1 "$@") >"$out" 2>>"$WORK/$name.log" <"$in" &
+  else
+    timeout -k 5 "$BG_LIMIT" "$@" >"$out" 2>>"$WORK/$name.log" <"$in" &
+  fi
+  BG_PID[$name]=$!
+  BG_ALL+=("$!")
+}
+
+# bg_running NAME: true while the process is alive.
+bg_running() {
+  local pid=${BG_PID[$1]:-}
+  [[ -n $pid ]] && is_our_child "$pid" &&
+    [[ $(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) != Z ]]
+}
+
+# wait_for SECONDS DESCRIPTION CMD [ARGS...]: polls CMD every 0.1 s until it succeeds; fails the
+# test after SECONDS (bounded both in time and in the number of tries).
+wait_for() {
+  local secs=$1 what=$2
+  shift 2
+  local tries=$((secs * 10)) i
+  local deadline=$(($(date +%s) + secs))
+  for ((i = 0; i < tries; i++)); do
+    if "$@"; then return 0; fi
+    (($(date +%s) <= deadline)) || break
+    sleep 0.1
+  done
+  fail "timed out after ${secs} s waiting for: $what"
+}
+
+# log_has NAME REGEX: the log of background process NAME matches REGEX (grep -E).
+log_has() { grep -qE -- "$2" "$WORK/$1.log" 2>/dev/null; }
+
+# wait_log NAME REGEX SECONDS: waits for a line in NAME's log; fails early if NAME exited.
+wait_log() {
+  local name=$1 re=$2 secs=${3:-20}
+  _wait_log_step() {
+    log_has "$name" "$re" && return 0
+    bg_running "$name" || fail "'$name' exited (while waiting for /$re/ in its log)"
+    return 1
+  }
+  wait_for "$secs" "/$re/ in $name.log" _wait_log_step
+}
+
+# A TCP port free on 127.0.0.1 right now (for programs that cannot report the port they bound).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# read_port_file FILE: prints the port once FILE holds one (20 s at most).
+read_port_file() {
+  local file=$1
+  _port_ready() { [[ -s $file ]] && grep -qE '^[0-9]+$' "$file"; }
+  wait_for 20 "port file $file" _port_ready
+  tr -d '[:space:]' <"$file"
+}
+
+# --- relay -----------------------------------------------------------------------------------
+
+# start_relay NAME DATA_DIR LISTEN [serve options...]: starts `switchboard-relay serve` (TLS unless
+# --plaintext is among the options), waits until it listens, and sets RELAY_PORT, RELAY_ADDR,
+# and SB_CONN (the connection options for switchboard: --relay and --fingerprint or --plaintext).
+start_relay() {
+  local name=$1 dir=$2 listen=$3
+  shift 3
+  local plain=0 a
+  for a in "$@"; do [[ $a == --plaintext ]] && plain=1; done
+  rm -f "$WORK/$name.port"
+  start_bg "$name" "$RELAY_BIN" serve --data-dir "$dir" --listen "$listen" \
+    --port-file "$WORK/$name.port" "$@"
+  _relay_up() {
+    bg_running "$name" || fail "relay '$name' exited during start-up"
+    [[ -s $WORK/$name.port ]] && grep -qE '^[0-9]+$' "$WORK/$name.port"
+  }
+  wait_for 30 "relay '$name' to write its port file" _relay_up
+  RELAY_PORT=$(tr -d '[:space:]' <"$WORK/$name.port")
+  RELAY_ADDR=127.0.0.1:$RELAY_PORT
+  if ((plain)); then
+    SB_CONN=(--relay "$RELAY_ADDR" --plaintext)
+  else
+    FP=$(timeout 30 "$RELAY_BIN" fingerprint --data-dir "$dir")
+    [[ $FP =~ ^([0-9A-F]{2}:){31}[0-9A-F]{2}$ ]] || fail "odd fingerprint '$FP'"
+    SB_CONN=(--relay "$RELAY_ADDR" --fingerprint "$FP")
+  fi
+  log "relay '$name' listening on $RELAY_ADDR ($( ((plain)) && echo plaintext || echo "TLS, $FP"))"
+}
+
+# add_user DATA_DIR USER PASSWORD: adds USER to the store; the password goes to $WORK/pw/USER.
+add_user() {
+  local dir=$1 user=$2 pw=$3
+  printf '%s\n' "$pw" >"$WORK/pw/$user"
+  timeout 60 "$RELAY_BIN" user add "$user" --data-dir "$dir" <"$WORK/pw/$user" >/dev/null ||
+    fail "could not add user $user"
+}
+
+# relay_admin DATA_DIR ARGS...: `switchboard-relay user ARGS... --data-dir DATA_DIR`.
+relay_user() {
+  local dir=$1
+  shift
+  timeout 60 "$RELAY_BIN" user "$@" --data-dir "$dir"
+}
+
+# --- switchboard -----------------------------------------------------------------------------
+
+# sb SECONDS USER SUBCOMMAND [ARGS...]: switchboard as USER against the current relay (SB_CONN),
+# password from $WORK/pw/USER, killed after SECONDS. For start_bg, it execs (same PID).
+sb() {
+  local secs=$1 user=$2
+  shift 2
+  local argv=(timeout -k 5 "$secs" "$SB_BIN" "$@" "${SB_CONN[@]}" --user "$user"
+    --password-file "$WORK/pw/$user")
+  if [[ ${BG_EXEC:-0} == 1 ]]; then exec "${argv[@]}"; fi
+  "${argv[@]}"
+}
+
+# start_agent NAME USER SUBCOMMAND [ARGS...]: a long-running `switchboard` (expose, forward, agent)
+# in the background; waits until it logged in to the relay.
+start_agent() {
+  local name=$1 user=$2
+  shift 2
+  start_bg "$name" sb "$BG_LIMIT" "$user" "$@"
+  wait_log "$name" "logged in to .* as $user" 30
+}
+
+# start_fixture NAME KIND ARGS...: a fixtures.py server writing its port to $WORK/NAME.port;
+# prints nothing, sets FIXTURE_PORT.
+start_fixture() {
+  local name=$1 kind=$2
+  shift 2
+  rm -f "$WORK/$name.port"
+  start_bg "$name" python3 "$FIXTURES" "$kind" "$WORK/$name.port" "$@"
+  FIXTURE_PORT=$(read_port_file "$WORK/$name.port")
+}
+
+# now: seconds since the epoch with microseconds; elapsed START: seconds since START (3 decimals).
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.3f}')" "$1"; }
+# mib_per_s BYTES SECONDS
+mib_per_s() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576 / max(float(sys.argv[2]), 1e-6):.1f}')" "$1" "$2"; }
