@@ -124,10 +124,17 @@ awaitable<void> agent::maintain() {
   while (running_) {
     const auto now = clock::now();
     if (now >= next_attempt_) {
-      while (running_ && count_ready_or_coming() < opts_.vacant_lines) {
+      // Without a line token every line would cost the relay an Argon2id check: open one line
+      // with the password first, and the others once its LOGIN-OK brought the token.
+      const bool first_login_pending =
+          !token_ && std::any_of(lines_.begin(), lines_.end(), [](const auto& l) {
+            return l->state() == line_state::connecting;
+          });
+      while (running_ && !first_login_pending && count_ready_or_coming() < opts_.vacant_lines) {
         auto l = std::make_shared<agent_line>(self);
         lines_.push_back(l);
         asio::co_spawn(ex_, [l] { return l->run(); }, asio::detached);
+        if (!token_) break;
       }
     }
     std::size_t vacant = 0;

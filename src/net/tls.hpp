@@ -40,14 +40,14 @@ std::string fingerprint_of_cert_file(const std::filesystem::path& pem_file);
 std::string normalize_fingerprint(std::string_view text);
 
 // Server context: TLS 1.3 only, SSL_MODE_RELEASE_BUFFERS (idle lines hold no record buffers),
-// no session tickets beyond one. Throws std::runtime_error naming the file on a bad cert or key.
+// no session tickets (lines never resume). Throws std::runtime_error naming the file on a bad cert or key.
 ssl_ctx_ptr make_server_context(const server_identity& id);
 
 struct client_tls_options {
   // Exactly one of the two must be set.
-  std::string fingerprint;            // canonical or any form normalize_fingerprint accepts
-  std::filesystem::path ca_file;      // PEM CA bundle; the relay's name is then verified
-  std::string server_name;            // host name for SNI and CA-mode name check
+  std::string fingerprint{};        // canonical or any form normalize_fingerprint accepts
+  std::filesystem::path ca_file{};  // PEM CA bundle; the relay's name is then verified
+  std::string server_name{};        // host name (or IP) for SNI and the CA-mode name check
 };
 
 // Client context: TLS 1.3 only, SSL_MODE_RELEASE_BUFFERS, peer verification on. In fingerprint mode

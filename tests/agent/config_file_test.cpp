@@ -1,0 +1,153 @@
+// Configuration files of both programs: the shipped samples parse, every key lands where it should,
+// and mistakes (unknown keys, wrong types, bad values) are errors that name the problem.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "agent/config_file.hpp"
+#include "relay/config_file.hpp"
+
+namespace switchboard {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ConfigFile : public ::testing::Test {
+ protected:
+  fs::path write(const std::string& text) {
+    const fs::path p = fs::path(::testing::TempDir()) /
+                       ("sb-config-" + std::to_string(::getpid()) + "-" + std::to_string(n_++) + ".toml");
+    std::ofstream(p) << text;
+    files_.push_back(p);
+    return p;
+  }
+  void TearDown() override {
+    for (const auto& f : files_) fs::remove(f);
+  }
+  std::vector<fs::path> files_;
+  int n_ = 0;
+};
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(ConfigFile, ShippedRelaySampleParsesToTheDefaults) {
+  const auto c = relay::load_relay_config(fs::path(SB_SOURCE_DIR) / "config/relay.toml");
+  const relay::relay_config d;
+  EXPECT_EQ(c.listen, d.listen);
+  EXPECT_EQ(c.login_timeout, d.login_timeout);
+  EXPECT_EQ(c.max_keepalive, d.max_keepalive);
+  EXPECT_EQ(c.demand_timeout, d.demand_timeout);
+  EXPECT_EQ(c.release_timeout, d.release_timeout);
+  EXPECT_EQ(c.drain_timeout, d.drain_timeout);
+  EXPECT_EQ(c.max_pending_logins, d.max_pending_logins);
+  EXPECT_FALSE(c.plaintext);
+}
+
+TEST_F(ConfigFile, ShippedAgentSampleParses) {
+  const auto c = agent::load_agent_config(fs::path(SB_SOURCE_DIR) / "config/agent.toml");
+  EXPECT_EQ(c.options.relay_host, "relay.example.com");
+  EXPECT_EQ(c.options.relay_port, 7443);
+  EXPECT_EQ(c.options.user, "bob");
+  ASSERT_EQ(c.services.size(), 2u);
+  EXPECT_EQ(c.services.at("ssh").port, 22);
+  ASSERT_EQ(c.forwards.size(), 1u);
+  EXPECT_EQ(c.forwards[0].peer, "alice");
+  EXPECT_EQ(c.forwards[0].listen, "127.0.0.1:18080");
+}
+
+TEST_F(ConfigFile, RelayKeysLandInTheConfig) {
+  const auto c = relay::load_relay_config(write(R"(
+listen = "127.0.0.1:9000"
+plaintext = true
+[timeouts]
+login_ms = 300
+keepalive_min_ms = 100
+keepalive_max_ms = 200
+demand_ms = 500
+release_ms = 700
+drain_ms = 900
+[limits]
+login_failure_burst = 3
+login_failure_refill_s = 2.5
+max_pending_logins = 7
+auth_threads = 1
+)"));
+  EXPECT_EQ(c.listen, "127.0.0.1:9000");
+  EXPECT_TRUE(c.plaintext);
+  EXPECT_EQ(c.login_timeout.count(), 300);
+  EXPECT_EQ(c.min_keepalive.count(), 100);
+  EXPECT_EQ(c.max_keepalive.count(), 200);
+  EXPECT_EQ(c.demand_timeout.count(), 500);
+  EXPECT_EQ(c.release_timeout.count(), 700);
+  EXPECT_EQ(c.drain_timeout.count(), 900);
+  EXPECT_DOUBLE_EQ(c.login_failure_burst, 3);
+  EXPECT_DOUBLE_EQ(c.login_failure_refill_s, 2.5);
+  EXPECT_EQ(c.max_pending_logins, 7u);
+  EXPECT_EQ(c.auth_threads, 1u);
+}
+
+TEST_F(ConfigFile, RelayMistakesAreNamed) {
+  EXPECT_NE(error_of([&] { relay::load_relay_config(write("lisen = \"x\"")); }).find("lisen"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { relay::load_relay_config(write("[timeouts]\nlogin = 1")); }).find("login"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { relay::load_relay_config(write("plaintext = \"yes\"")); })
+                .find("wrong type"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { relay::load_relay_config(write("[timeouts]\ndemand_ms = -1")); })
+                .find(">= 0"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              relay::load_relay_config(write("[timeouts]\nkeepalive_min_ms = 5000\nkeepalive_max_ms = 1000"));
+            }).find("keepalive"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { relay::load_relay_config(write("listen = ")); }).find("line 1"),
+            std::string::npos);
+  EXPECT_THROW(relay::load_relay_config("/nonexistent/relay.toml"), std::runtime_error);
+}
+
+TEST_F(ConfigFile, AgentMistakesAreNamed) {
+  EXPECT_NE(error_of([&] { agent::load_agent_config(write("usr = \"bob\"")); }).find("usr"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { agent::load_agent_config(write("relay = \"nohost\"")); }).find("nohost"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { agent::load_agent_config(write("[services]\nSSH = \"127.0.0.1:22\"")); })
+                .find("SSH"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { agent::load_agent_config(write("[services]\nssh = 22")); }).find("ssh"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              agent::load_agent_config(
+                  write("[[forward]]\npeer = \"bob\"\nservice = \"web\"\nlisten = \"localhost:80\""));
+            }).find("numeric"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              agent::load_agent_config(
+                  write("[[forward]]\npeer = \"bob\"\nservice = \"web\"\nlisten = \"127.0.0.1:1\"\nport = 2"));
+            }).find("port"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { agent::load_agent_config(write("vacant_lines = 0")); }).find("vacant_lines"),
+            std::string::npos);
+}
+
+TEST(PeerServiceSpec, ParsesAndRejects) {
+  EXPECT_EQ(agent::parse_peer_service("bob:ssh").first, "bob");
+  EXPECT_EQ(agent::parse_peer_service("bob:ssh").second, "ssh");
+  EXPECT_THROW(agent::parse_peer_service("bob"), std::invalid_argument);
+  EXPECT_THROW(agent::parse_peer_service(":ssh"), std::invalid_argument);
+  EXPECT_THROW(agent::parse_peer_service("bob:SSH"), std::invalid_argument);
+  EXPECT_EQ(agent::parse_service_spec("web=127.0.0.1:80").second.port, 80);
+  EXPECT_THROW(agent::parse_service_spec("web"), std::invalid_argument);
+  EXPECT_THROW(agent::parse_service_spec("web=127.0.0.1"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace switchboard
