@@ -10,6 +10,10 @@ namespace switchboard::cli {
 // "trace".."off"; throws std::invalid_argument for anything else. Logs go to stderr.
 void setup_logging(const std::string& level);
 
+// Raises the soft limit of open files to the hard limit (each line is one descriptor; a relay
+// with thousands of lines needs more than the usual 1024). Returns the new soft limit.
+unsigned long raise_fd_limit();
+
 // The password, from the first that is given: --password-file, $SWITCHBOARD_PASSWORD, stdin
 // (when allow_stdin; a prompt without echo on a terminal). Trailing CR/LF are removed.
 // Throws std::runtime_error if none is available or it is empty.

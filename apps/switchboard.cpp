@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 #include "agent/bridge.hpp"
 #include "agent/config_file.hpp"
@@ -55,6 +56,7 @@ agent::agent_config build_config(const cli_options& o, bool allow_stdin_password
 
 // Runs the long-lived agent: services, forwards, reconnecting forever until SIGINT/SIGTERM.
 int run_agent(const agent::agent_config& c) {
+  cli::raise_fd_limit();
   asio::io_context io(1);
   auto a = std::make_shared<agent::agent>(io.get_executor(), c.options);
   if (!c.services.empty()) a->set_incoming(agent::expose_services(c.services));
@@ -65,8 +67,8 @@ int run_agent(const agent::agent_config& c) {
   }
   for (const auto& [name, hp] : c.services) spdlog::info("exposing '{}' = {}:{}", name, hp.host, hp.port);
   a->start();
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const error_code& ec, int) {
+  std::optional<asio::signal_set> signals(std::in_place, io, SIGINT, SIGTERM);
+  signals->async_wait([&](const error_code& ec, int) {
     if (ec) return;
     asio::co_spawn(io, [&]() -> awaitable<void> {
       co_await a->logout();
@@ -84,6 +86,11 @@ int run_agent(const agent::agent_config& c) {
     }
   }, asio::detached);
   io.run();
+  // Destroying the signal_set restores the default actions: a second SIGTERM arriving while we
+  // exit (`timeout` signals the child, then its process group) would kill us with status 143.
+  signals.reset();
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "cli_common.hpp"
 #include "net/endpoint.hpp"
@@ -42,14 +43,15 @@ int serve(const relay::relay_config& cfg, const std::string& port_file) {
   } else {
     spdlog::warn("plaintext mode: lines are not encrypted (asked for with --plaintext)");
   }
+  spdlog::debug("open files limit: {}", cli::raise_fd_limit());
   asio::io_context io(1);
   relay::server srv(io, cfg, *users, std::move(tls));
   const auto ep = srv.listen(net::parse_endpoint(cfg.listen));
   srv.start();
   spdlog::info("relay listening on {} (data in {})", net::to_string(ep), cfg.data_dir.string());
   if (!port_file.empty()) std::ofstream(port_file) << ep.port() << '\n';
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const error_code& ec, int sig) {
+  std::optional<asio::signal_set> signals(std::in_place, io, SIGINT, SIGTERM);
+  signals->async_wait([&](const error_code& ec, int sig) {
     if (!ec) {
       spdlog::info("signal {}: draining", sig);
       srv.stop();
@@ -57,6 +59,11 @@ int serve(const relay::relay_config& cfg, const std::string& port_file) {
   });
   std::signal(SIGPIPE, SIG_IGN);
   io.run();
+  // Destroying the signal_set restores the default actions: a second SIGTERM arriving while we
+  // exit (`timeout` signals the child, then its process group) would kill us with status 143.
+  signals.reset();
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
   const auto& c = srv.state().counters();
   spdlog::info("relay stopped: {} password logins, {} token logins, {} sessions", c.password_logins,
                c.token_logins, c.sessions_paired);

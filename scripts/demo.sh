@@ -58,4 +58,4 @@ for i in 1 2 3; do curl -sS -m 5 "http://127.0.0.1:$LOCAL/"; done
 say "7. What the relay saw (login, demand, pairing, release, reuse of the same lines)"
 grep -E "logged in|demand|paired|released" "$WORK/relay.log" | cut -c25- | head -20
 echo
-echo "demo: done. Try it by hand: docs/guide.md"
+echo "demo: done. Try it by hand: the five-minute guide in README.md"

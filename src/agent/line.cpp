@@ -50,8 +50,11 @@ awaitable<void> agent_line::run() {
   try {
     using namespace asio::experimental::awaitable_operators;
     asio::steady_timer limit(owner_->executor(), opts.connect_timeout);
-    const auto r = co_await (connect_and_login() || limit.async_wait(use_awaitable));
+    // operator|| waits for the first *success*: a failed attempt must complete as a value, or
+    // the line would wait for the whole connect_timeout before it noticed.
+    const auto r = co_await (attempt_login() || limit.async_wait(use_awaitable));
     if (r.index() == 1) throw line_gone("connect and login timed out");
+    if (const auto failure = std::get<0>(r)) std::rethrow_exception(failure);
     asio::co_spawn(owner_->executor(), [self] { return self->keepalive(); }, asio::detached);
     co_await read_loop();
     error_ = "relay closed the line";
@@ -62,6 +65,9 @@ awaitable<void> agent_line::run() {
     spdlog::warn("line to relay: {}", error_);
   } catch (const boost::system::system_error& e) {
     error_ = e.what();
+  } catch (const std::exception& e) {
+    error_ = e.what();
+    spdlog::error("line to relay: {}", error_);
   }
   const bool was_logged_in = logged_in_;
   if (current_ && !current_->ended) current_->ended = termination{error_code::peer_lost, error_};
@@ -72,6 +78,16 @@ awaitable<void> agent_line::run() {
   data_consumed_.set();
   if (was_logged_in) spdlog::info("line to relay lost: {}", error_);
   owner_->line_ended(*this);
+}
+
+awaitable<std::exception_ptr> agent_line::attempt_login() {
+  std::exception_ptr failure;
+  try {
+    co_await connect_and_login();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_return failure;
 }
 
 awaitable<void> agent_line::connect_and_login() {
@@ -148,7 +164,7 @@ awaitable<void> agent_line::keepalive() {
       }
     }
     if (!ping_outstanding_ && !ping_in_flight_ && now - last_ping_ >= keepalive_) {
-      asio::co_spawn(owner_->executor(), send_ping(), asio::detached);
+      asio::co_spawn(owner_->executor(), [self] { return self->send_ping(); }, asio::detached);
     }
   }
 }
@@ -196,7 +212,9 @@ awaitable<void> agent_line::read_loop() {
       if (state_ != line_state::vacant) throw p::protocol_violation("INCOMING on a busy line");
       ringing_session_ = in->session;
       set_state(line_state::ringing);
-      asio::co_spawn(owner_->executor(), answer(*in), asio::detached);
+      asio::co_spawn(
+          owner_->executor(), [self = shared_from_this(), m = *in] { return self->answer(m); },
+          asio::detached);
       continue;
     }
     handle(m);
@@ -245,7 +263,11 @@ void agent_line::on_terminate(const p::terminate& t) {
   if (current_ && !current_->ended) current_->ended = termination{t.code, t.message};
   state_ = line_state::releasing;
   data_ready_.set();
-  asio::co_spawn(owner_->executor(), send(p::release{}), asio::detached);
+  // The message lives in the spawned function object for as long as send() runs.
+  asio::co_spawn(
+      owner_->executor(),
+      [self = shared_from_this(), m = p::message(p::release{})] { return self->send(m); },
+      asio::detached);
 }
 
 awaitable<void> agent_line::on_data(std::uint32_t length) {
@@ -311,7 +333,13 @@ awaitable<void> agent_line::answer(p::incoming m) {
   auto self = shared_from_this();
   const auto& handler = owner_->incoming();
   struct answer a = answer::reject(error_code::unknown_service, "no services exposed");
-  if (handler) a = co_await handler(incoming_call(m.caller, m.service));
+  if (handler) {
+    try {
+      a = co_await handler(incoming_call(m.caller, m.service));
+    } catch (const std::exception& e) {
+      a = answer::reject(error_code::service_unavailable, e.what());
+    }
+  }
   if (state_ != line_state::ringing || ringing_session_ != m.session) co_return;  // cancelled
   if (a.code != error_code::ok) {
     spdlog::info("call from {} for '{}' rejected: {}", m.caller, m.service, a.reason);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +58,7 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
 
  private:
   awaitable<void> connect_and_login();
+  awaitable<std::exception_ptr> attempt_login();  // connect_and_login(), failure as a value
   awaitable<void> read_loop();
   awaitable<void> keepalive();
   awaitable<void> send_ping();

@@ -181,7 +181,9 @@ awaitable<void> line::authenticate() {
   const auto refuse = [&](error_code code, std::string text) -> awaitable<void> {
     spdlog::info("{} from {}: login refused: {}", m.user, remote_, p::error_name(code));
     co_await send(p::fail{code, std::move(text)});
-    close(code, {}, error_code::peer_lost);
+    // FAIL said why (docs/protocol.md §5: FAIL, then close): no LOGGED-OUT after it.
+    closing_ = true;
+    stream_.close();
   };
   if (m.version != p::protocol_version) {
     co_return co_await refuse(error_code::unsupported_version, "this relay speaks version 1");
@@ -289,7 +291,29 @@ awaitable<void> line::on(const M&) {
   co_return;
 }
 
-awaitable<void> line::on(const p::ping& m) { co_await send(p::pong{m.nonce}); }
+// The reader never waits to answer a PING: the peer's forwarding may hold this line's write mutex
+// for as long as this agent's flow control allows, and the other direction must not stall behind
+// it. At most one PONG is queued; it carries the newest nonce (an agent has one PING outstanding).
+awaitable<void> line::on(const p::ping& m) {
+  pong_nonce_ = m.nonce;
+  if (!pong_queued_) {
+    pong_queued_ = true;
+    asio::co_spawn(timer_.get_executor(), [self = shared_from_this()] { return self->send_pong(); },
+                   asio::detached);
+  }
+  co_return;
+}
+
+awaitable<void> line::send_pong() {
+  auto guard = co_await write_mutex_.lock();
+  pong_queued_ = false;
+  if (!stream_.is_open()) co_return;
+  try {
+    co_await net::write_message(stream_, p::pong{pong_nonce_});
+  } catch (const boost::system::system_error&) {
+    // the reader sees the failure on its own
+  }
+}
 
 awaitable<void> line::on(const p::peers_request& m) {
   if (state_ != line_state::vacant) co_return co_await on<p::peers_request>(m);

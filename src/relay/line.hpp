@@ -79,6 +79,7 @@ class line : public std::enable_shared_from_this<line> {
   template <typename M>
   awaitable<void> on(const M& m);  // any other frame: protocol violation
   awaitable<void> on_data(std::uint32_t length);
+  awaitable<void> send_pong();
 
   void set_state(line_state s);
   void detach_session();
@@ -99,6 +100,8 @@ class line : public std::enable_shared_from_this<line> {
   clock::time_point state_deadline_ = clock::time_point::max();  // demand or release deadline
   std::shared_ptr<session> session_;
   bool closing_ = false;
+  bool pong_queued_ = false;
+  std::uint64_t pong_nonce_ = 0;
   protocol::error_code close_code_ = protocol::error_code::ok;
   protocol::error_code peer_code_ = protocol::error_code::peer_lost;
 };

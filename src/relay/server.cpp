@@ -44,7 +44,7 @@ awaitable<void> server::accept_loop() {
       auto stream = tls_ ? net::line_stream(std::move(socket), tls_.get(), true)
                          : net::line_stream(std::move(socket));
       auto l = std::make_shared<line>(hub_, std::move(stream), std::move(remote));
-      asio::co_spawn(io_, l->run(), asio::detached);
+      asio::co_spawn(io_, [l] { return l->run(); }, asio::detached);
     } catch (const std::exception& e) {
       spdlog::warn("accept: cannot set up line: {}", e.what());
     }
