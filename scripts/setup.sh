@@ -6,7 +6,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libssl-dev libsqlite3-dev libsodium-dev
-  libspandsp-dev libtiff-dev libtiff-tools libpoppler-cpp-dev
+  libspandsp-dev libtiff-dev libtiff-tools libpoppler-cpp-dev libpng-dev zlib1g-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 openssh-server openssh-client sqlite3 iproute2 procps

@@ -163,7 +163,11 @@ awaitable<void> agent_line::keepalive() {
         co_return;
       }
     }
-    if (!ping_outstanding_ && !ping_in_flight_ && now - last_ping_ >= keepalive_) {
+    // PING at every interval whatever the state (docs/protocol.md §8): on a paired line the PONG
+    // may be held up behind the session's flow control, and the relay judges this line's silence
+    // by what it reads from it.
+    const bool relaxed = state_ == line_state::paired || state_ == line_state::releasing;
+    if ((!ping_outstanding_ || relaxed) && !ping_in_flight_ && now - last_ping_ >= keepalive_) {
       asio::co_spawn(owner_->executor(), [self] { return self->send_ping(); }, asio::detached);
     }
   }
@@ -175,7 +179,7 @@ awaitable<void> agent_line::send_ping() {
   last_ping_ = clock::now();
   const bool ok = co_await send(p::ping{++ping_nonce_});
   ping_in_flight_ = false;
-  if (ok) {
+  if (ok && !ping_outstanding_) {  // the late-answer check runs from the oldest unanswered PING
     ping_outstanding_ = true;
     ping_written_at_ = clock::now();
   }

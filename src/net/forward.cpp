@@ -99,6 +99,7 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
       auto [ec] = co_await to.socket().async_wait(tcp::socket::wait_write,
                                                   asio::as_tuple(use_awaitable));
       st.blocked_on_peer = false;
+      st.last_rx = std::chrono::steady_clock::now();  // silence is judged afresh after a block
       if (ec) {
         broken_ = true;
         co_await copy_payload(from, nullptr, n, st);
@@ -137,8 +138,10 @@ awaitable<bool> forward_path::copy_payload(line_stream& from, line_stream* to, s
         co_await to->write_all(asio::buffer(buf, got));
       }
       st.blocked_on_peer = false;
+      st.last_rx = std::chrono::steady_clock::now();  // silence is judged afresh after a block
     } catch (const boost::system::system_error&) {
       st.blocked_on_peer = false;
+      st.last_rx = std::chrono::steady_clock::now();
       to = nullptr;
     }
     first = false;

@@ -396,8 +396,9 @@ awaitable<void> line::on(const p::reject& m) {
                       m.code == error_code::service_unavailable;
   const error_code code = passed ? m.code : error_code::rejected;
   if (caller) {
-    co_await caller->demand_failed(code, m.reason.empty() ? std::string(p::error_text(code))
-                                                          : m.reason);
+    // A named local: GCC 12 destroys a conditional's temporary inside co_await twice.
+    std::string reason = m.reason.empty() ? std::string(p::error_text(code)) : m.reason;
+    co_await caller->demand_failed(code, std::move(reason));
   }
 }
 

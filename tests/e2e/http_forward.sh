@@ -10,7 +10,7 @@ mkdir -p "$WORK/site"
 echo "<h1>hello from bob's private network</h1>" >"$WORK/site/index.html"
 head -c $((3 * 1024 * 1024 + 12345)) /dev/urandom >"$WORK/site/blob.bin"
 WEB_PORT=$(free_port)
-start_bg web timeout 600 python3 -m http.server "$WEB_PORT" --bind 127.0.0.1 --directory "$WORK/site"
+start_bg web "$PYTHON" -m http.server "$WEB_PORT" --bind 127.0.0.1 --directory "$WORK/site"
 _web_up() { curl -s -o /dev/null -m 2 "http://127.0.0.1:$WEB_PORT/index.html"; }
 wait_for 20 "python http.server on $WEB_PORT" _web_up
 
@@ -57,16 +57,16 @@ run_mode() {
   for i in $(seq 1 8); do
     cmp -s "$WORK/site/blob.bin" "$WORK/par.$mode.$i" || fail "$mode: parallel blob #$i differs"
   done
-  rm -f "$WORK"/par.$mode.*
+  rm -f "$WORK/par.$mode".*
   log "$mode: 8 parallel GETs of the blob, content identical ($(elapsed "$t0") s)"
 
   # The relay paired and released sessions, and nothing failed on the way.
   log_has "relay-$mode" "paired with" || fail "$mode: relay log shows no paired session"
   if log_has "alice-$mode" "forward to bob:web failed"; then fail "$mode: a forwarded connection failed"; fi
 
-  stop_bg "alice-$mode"
-  stop_bg "bob-$mode"
-  stop_bg "relay-$mode" || fail "$mode: relay exited with status $? on SIGTERM"
+  stop_agent "alice-$mode"
+  stop_agent "bob-$mode"
+  stop_relay "relay-$mode"
 }
 
 run_mode tls

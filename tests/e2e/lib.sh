@@ -2,10 +2,11 @@
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"     # $1 switchboard-relay, $2 switchboard
 #
-# and gets: a fresh temp dir ($WORK, removed on success, kept and its logs printed on failure),
-# background processes recorded by PID and stopped in an EXIT trap (only those PIDs, never by name),
-# relay/user/agent helpers, and bounded waits. Everything listens on 127.0.0.1 only. Every process
-# the tests start runs under `timeout`, so nothing outlives a test even if the trap never runs.
+# and gets: a fresh temp dir ($WORK: removed on success unless SB_E2E_KEEP is set, kept with its
+# logs printed on failure); background processes recorded by PID and stopped in an EXIT trap (only
+# those PIDs, never by name); relay, user and agent helpers; bounded waits. Everything listens on
+# 127.0.0.1 only. Every process the tests start runs under `timeout`, so nothing outlives a test
+# even if the trap never runs. Exit status 77 means skipped (CTest SKIP_RETURN_CODE).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -16,12 +17,15 @@ RELAY_BIN=$(realpath "$1")
 SB_BIN=$(realpath "$2")
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FIXTURES="$E2E_DIR/fixtures.py"
+# The system python3 if there is one: a pyenv shim costs more than a second per start.
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 TEST_NAME=$(basename "$0" .sh)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sb-e2e-$TEST_NAME.XXXXXX")
 mkdir -p "$WORK/pw"
 
-# Safety net: no process started here lives longer than this (seconds).
-BG_LIMIT=${BG_LIMIT:-900}
+# Safety net: no process started here lives longer than this (seconds); CTest passes the test's
+# TIMEOUT, so nothing outlives a test that CTest had to kill.
+BG_LIMIT=${SB_E2E_LIMIT:-900}
 
 declare -A BG_PID=()   # name -> PID of a background process started by start_bg
 BG_ALL=()              # every PID start_bg recorded, in start order
@@ -49,53 +53,87 @@ skip() {
   exit 77
 }
 
-# True if PID is alive and still a child of this shell (so never someone else's reused PID).
+# True if PID is alive (not a zombie) and a child of this shell: never someone else's reused PID.
+# (Bash builtins only: this runs in polling loops.)
 is_our_child() {
-  local pid=$1 ppid
-  [[ -r /proc/$pid/status ]] || return 1
-  ppid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || return 1
-  [[ $ppid == "$$" ]]
+  local stat f
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  read -ra f <<<"${stat##*) }" # state ppid pgrp ...
+  [[ ${f[1]} == "$$" && ${f[0]} != Z ]]
 }
 
-# stop_pid PID [SIGNAL]: signal one of our own background processes, then wait up to 10 s for it
-# (SIGKILL after that). Returns its exit status (or 0 if it was already gone).
+# usecs: microseconds since the epoch (no subprocess).
+usecs() {
+  local t=$EPOCHREALTIME
+  echo "${t/[.,]/}"
+}
+
+# kill_hard PID: SIGKILL for one of our processes. They all run under `timeout`, which makes
+# itself a process group leader (PGID = its PID) with the program it runs; killing only timeout
+# would orphan that program, so the signal goes to that group, which holds nothing but what we
+# started.
+kill_hard() {
+  local pid=$1 pgid
+  is_our_child "$pid" || return 0
+  pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || pgid=
+  echo "warning: PID $pid did not stop in time: SIGKILL" >&2
+  if [[ $pgid == "$pid" ]]; then
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  else
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+}
+
+# stop_pid PID [SIGNAL] [SECONDS]: signal one of our own background processes and wait up to
+# SECONDS (default 15) for it to exit, SIGKILL after that. Returns its exit status.
 stop_pid() {
-  local pid=$1 sig=${2:-TERM} i
+  local pid=$1 sig=${2:-TERM} secs=${3:-15} i
   if is_our_child "$pid"; then
     kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      is_our_child "$pid" && [[ $(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) != Z ]] || break
+    local deadline=$(($(usecs) + secs * 1000000))
+    for ((i = 0; i < secs * 10; i++)); do
+      is_our_child "$pid" && (($(usecs) < deadline)) || break
       sleep 0.1
     done
-    if is_our_child "$pid" && [[ $(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) != Z ]]; then
-      echo "warning: PID $pid did not stop on SIG$sig within 10 s: SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    kill_hard "$pid"
   fi
   local rc=0
   wait "$pid" 2>/dev/null || rc=$?
   return "$rc"
 }
 
-# stop_bg NAME [SIGNAL]: stop_pid for the process start_bg recorded under NAME.
+# stop_bg NAME [SIGNAL] [SECONDS]: stop_pid for the process start_bg recorded under NAME.
 stop_bg() {
-  local name=$1 sig=${2:-TERM}
+  local name=$1
+  shift
   [[ -n ${BG_PID[$name]:-} ]] || fail "stop_bg: no process named '$name'"
-  stop_pid "${BG_PID[$name]}" "$sig"
+  stop_pid "${BG_PID[$name]}" "$@"
 }
 
+# On exit: SIGTERM to every process still running (newest first), 15 s for all of them to end,
+# SIGKILL for the rest; then the logs if the test failed.
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  local i pid
+  local i pid alive
   for ((i = ${#BG_ALL[@]} - 1; i >= 0; i--)); do
     pid=${BG_ALL[$i]}
-    is_our_child "$pid" && kill -TERM "$pid" 2>/dev/null || true
+    if is_our_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
-  for pid in "${BG_ALL[@]}"; do stop_pid "$pid" KILL >/dev/null 2>&1 || true; done
+  local deadline=$(($(usecs) + 15000000))
+  for ((i = 0; i < 150; i++)); do
+    alive=0
+    for pid in "${BG_ALL[@]}"; do is_our_child "$pid" && alive=1 && break; done
+    ((alive)) && (($(usecs) < deadline)) || break
+    sleep 0.1
+  done
+  for pid in "${BG_ALL[@]}"; do kill_hard "$pid"; done
+  for pid in "${BG_ALL[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [[ $rc -ne 0 && $rc -ne 77 ]]; then
     dump_logs >&2
     echo "FAIL [$TEST_NAME]: exit status $rc; work directory kept: $WORK" >&2
+  elif [[ -n ${SB_E2E_KEEP:-} ]]; then
+    echo "work directory kept (SB_E2E_KEEP): $WORK"
   else
     rm -rf "$WORK"
   fi
@@ -108,6 +146,8 @@ trap 'exit 130' INT
 # start_bg NAME CMD [ARGS...]: runs CMD in the background under `timeout $BG_LIMIT`, records its
 # PID as BG_PID[NAME]. stdout and stderr go to $WORK/NAME.log, unless BG_STDOUT names a file for
 # stdout; stdin is BG_STDIN (default /dev/null). CMD may be one of the functions below (sb, ...).
+# timeout forwards our SIGTERM to CMD and, with -k, sends SIGKILL that long after *any* signal it
+# forwarded: 60 s, so that a relay has time to drain.
 start_bg() {
   local name=$1
   shift
@@ -116,17 +156,34 @@ start_bg() {
     # A function: it execs its program (BG_EXEC=1), so $! is that program's PID.
     (BG_EXEC=1 "$@") >"$out" 2>>"$WORK/$name.log" <"$in" &
   else
-    timeout -k 5 "$BG_LIMIT" "$@" >"$out" 2>>"$WORK/$name.log" <"$in" &
+    timeout -k 60 "$BG_LIMIT" "$@" >"$out" 2>>"$WORK/$name.log" <"$in" &
   fi
   BG_PID[$name]=$!
   BG_ALL+=("$!")
 }
 
+# signal_bg NAME SIGNAL: sends SIGNAL to background process NAME (if it is still ours) and returns.
+signal_bg() {
+  local pid=${BG_PID[$1]:-}
+  [[ -n $pid ]] || fail "signal_bg: no process named '$1'"
+  is_our_child "$pid" && kill "-$2" "$pid"
+}
+
 # bg_running NAME: true while the process is alive.
 bg_running() {
   local pid=${BG_PID[$1]:-}
-  [[ -n $pid ]] && is_our_child "$pid" &&
-    [[ $(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) != Z ]]
+  [[ -n $pid ]] && is_our_child "$pid"
+}
+
+# wait_bg NAME SECONDS: waits (bounded) for background process NAME to exit by itself and sets
+# BG_STATUS to its exit status. Fails the test if it is still running after SECONDS. (Not in a
+# $(...) subshell: only this shell can collect the status of its children.)
+wait_bg() {
+  local name=$1 secs=$2
+  _bg_gone() { ! bg_running "$name"; }
+  wait_for "$secs" "'$name' to exit" _bg_gone
+  BG_STATUS=0
+  wait "${BG_PID[$name]}" 2>/dev/null || BG_STATUS=$?
 }
 
 # wait_for SECONDS DESCRIPTION CMD [ARGS...]: polls CMD every 0.1 s until it succeeds; fails the
@@ -135,10 +192,10 @@ wait_for() {
   local secs=$1 what=$2
   shift 2
   local tries=$((secs * 10)) i
-  local deadline=$(($(date +%s) + secs))
+  local deadline=$(($(usecs) + secs * 1000000))
   for ((i = 0; i < tries; i++)); do
     if "$@"; then return 0; fi
-    (($(date +%s) <= deadline)) || break
+    (($(usecs) < deadline)) || break
     sleep 0.1
   done
   fail "timed out after ${secs} s waiting for: $what"
@@ -160,7 +217,7 @@ wait_log() {
 
 # A TCP port free on 127.0.0.1 right now (for programs that cannot report the port they bound).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # read_port_file FILE: prints the port once FILE holds one (20 s at most).
@@ -209,7 +266,7 @@ add_user() {
     fail "could not add user $user"
 }
 
-# relay_admin DATA_DIR ARGS...: `switchboard-relay user ARGS... --data-dir DATA_DIR`.
+# relay_user DATA_DIR ARGS...: `switchboard-relay user ARGS... --data-dir DATA_DIR`.
 relay_user() {
   local dir=$1
   shift
@@ -223,7 +280,7 @@ relay_user() {
 sb() {
   local secs=$1 user=$2
   shift 2
-  local argv=(timeout -k 5 "$secs" "$SB_BIN" "$@" "${SB_CONN[@]}" --user "$user"
+  local argv=(timeout -k 60 "$secs" "$SB_BIN" "$@" "${SB_CONN[@]}" --user "$user"
     --password-file "$WORK/pw/$user")
   if [[ ${BG_EXEC:-0} == 1 ]]; then exec "${argv[@]}"; fi
   "${argv[@]}"
@@ -238,18 +295,28 @@ start_agent() {
   wait_log "$name" "logged in to .* as $user" 30
 }
 
+# stop_agent NAME / stop_relay NAME: SIGTERM; both programs must then end cleanly with status 0
+# (the agent logs out, the relay drains).
+stop_agent() { stop_bg "$1" || fail "agent '$1' exited with status $? on SIGTERM (expected 0)"; }
+stop_relay() { stop_bg "$1" TERM 40 || fail "relay '$1' exited with status $? on SIGTERM (expected 0)"; }
+
 # start_fixture NAME KIND ARGS...: a fixtures.py server writing its port to $WORK/NAME.port;
 # prints nothing, sets FIXTURE_PORT.
 start_fixture() {
   local name=$1 kind=$2
   shift 2
   rm -f "$WORK/$name.port"
-  start_bg "$name" python3 "$FIXTURES" "$kind" "$WORK/$name.port" "$@"
+  start_bg "$name" "$PYTHON" "$FIXTURES" "$kind" "$WORK/$name.port" "$@"
   FIXTURE_PORT=$(read_port_file "$WORK/$name.port")
 }
 
-# now: seconds since the epoch with microseconds; elapsed START: seconds since START (3 decimals).
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.3f}')" "$1"; }
+# now: a timestamp (microseconds); elapsed T0: seconds since T0, 3 decimals (no subprocess).
+now() { usecs; }
+elapsed() {
+  local d=$(($(usecs) - $1))
+  printf '%d.%03d\n' $((d / 1000000)) $((d / 1000 % 1000))
+}
 # mib_per_s BYTES SECONDS
-mib_per_s() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1048576 / max(float(sys.argv[2]), 1e-6):.1f}')" "$1" "$2"; }
+mib_per_s() { awk -v b="$1" -v s="$2" 'BEGIN { if (s < 1e-6) s = 1e-6; printf "%.1f\n", b / 1048576 / s }'; }
+# between X LOW HIGH: LOW <= X <= HIGH (decimals allowed)
+between() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }

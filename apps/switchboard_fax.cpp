@@ -1,0 +1,221 @@
+// switchboard-fax: a software fax machine on the Switchboard relay, speaking real T.38.
+//   daemon   stay logged in, receive into SPOOL/inbox, work the outgoing queue
+//   send     convert documents to TIFF-F and queue a job for the daemon of the same spool
+//   jobs, inbox, cancel
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "agent_cli.hpp"
+#include "cli_common.hpp"
+#include "fax/document_set.hpp"
+#include "fax/inbox.hpp"
+#include "fax/machine.hpp"
+#include "fax/queue.hpp"
+#include "protocol/names.hpp"
+
+using namespace switchboard;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct send_args {
+  std::string to;
+  std::vector<std::string> files;
+  int retries = 3;
+  int retry_interval = 60;
+  int kill_time = 3 * 3600;
+  std::string resolution = "fine";
+  bool wait = false;
+};
+
+int run_daemon(const agent::agent_config& cfg, fax::machine_options opts) {
+  cli::raise_fd_limit();
+  asio::io_context io(1);
+  asio::thread_pool render_pool(1);
+  auto a = std::make_shared<agent::agent>(io.get_executor(), cfg.options);
+  a->set_incoming(fax::fax_receiver(opts, render_pool));
+  auto queue = std::make_shared<fax::job_queue>(opts.spool / "queue.db");
+  auto worker = std::make_shared<fax::queue_worker>(a, queue, opts);
+  a->start();
+  asio::co_spawn(io, [worker] { return worker->run(); }, asio::detached);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const error_code& ec, int) {
+    if (ec) return;
+    worker->stop();
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          co_await a->logout();
+          a->stop();
+          io.stop();
+        },
+        asio::detached);
+  });
+  spdlog::info("fax machine {} ({}) on spool {}", cfg.options.user, opts.ident, opts.spool.string());
+  io.run();
+  render_pool.join();
+  return 0;
+}
+
+// Converts every file into one TIFF-F in SPOOL/docq and returns its path and page count. Any page
+// that cannot be converted is an error here, before anything is queued or sent.
+std::pair<fs::path, int> prepare_document(const fs::path& spool, const send_args& s) {
+  const auto res = s.resolution == "standard" ? fax::resolution::standard : fax::resolution::fine;
+  fs::create_directories(spool / "docq");
+  const std::string stem = "doc-" + std::to_string(fax::unix_now()) + "-" + std::to_string(::getpid());
+  const fs::path out = spool / "docq" / (stem + ".tif");
+  const int pages = fax::to_tiff_f(s.files, out.string(), res);
+  return {out, pages};
+}
+
+void print_progress(const fax::job& j, bool tty) {
+  const int width = 30;
+  const int filled = j.pages_total ? width * j.pages_confirmed / j.pages_total : 0;
+  if (tty) {
+    std::cerr << "\rjob " << j.id << " [" << std::string(filled, '#') << std::string(width - filled, '.')
+              << "] " << j.pages_confirmed << "/" << j.pages_total << " pages, "
+              << fax::to_string(j.state) << (j.tries ? ", try " + std::to_string(j.tries) : "")
+              << "   " << std::flush;
+  } else {
+    std::cerr << "job " << j.id << ": " << fax::to_string(j.state) << ", " << j.pages_confirmed << "/"
+              << j.pages_total << " pages confirmed\n";
+  }
+}
+
+// --wait: follows the job in the queue until it is done (exit 0) or failed/cancelled (exit 1).
+int wait_for(fax::job_queue& q, std::int64_t id) {
+  const bool tty = ::isatty(STDERR_FILENO);
+  std::string last;
+  for (;;) {
+    const auto j = q.get(id);
+    if (!j) throw std::runtime_error("job " + std::to_string(id) + " vanished from the queue");
+    const std::string now = std::string(fax::to_string(j->state)) + std::to_string(j->pages_confirmed) +
+                            "/" + std::to_string(j->tries);
+    if (now != last) print_progress(*j, tty);
+    last = now;
+    if (j->state == fax::job_state::done) {
+      if (tty) std::cerr << '\n';
+      return 0;
+    }
+    if (j->state == fax::job_state::failed || j->state == fax::job_state::cancelled) {
+      if (tty) std::cerr << '\n';
+      std::cerr << "job " << id << " " << fax::to_string(j->state) << ": " << j->last_error << '\n';
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+std::string when(std::int64_t t) {
+  if (t == 0) return "-";
+  char buf[32];
+  const std::time_t tt = t;
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&tt));
+  return buf;
+}
+
+void print_jobs(fax::job_queue& q) {
+  std::cout << "ID\tTO\tSTATE\tPAGES\tTRIES\tNEXT TRY\tLAST ERROR\n";
+  for (const auto& j : q.list()) {
+    const bool waiting = j.state == fax::job_state::sleeping || j.state == fax::job_state::pending;
+    std::cout << j.id << '\t' << j.to << '\t' << fax::to_string(j.state) << '\t' << j.pages_confirmed
+              << '/' << j.pages_total << '\t' << j.tries << '/' << j.max_tries << '\t'
+              << (waiting ? when(j.next_try) : "-") << '\t' << (j.last_error.empty() ? "-" : j.last_error)
+              << '\n';
+  }
+}
+
+void print_inbox(const fs::path& spool) {
+  std::cout << "RECEIVED\tFROM\tSTATION\tPAGES\tRESOLUTION\tCODING\tDIRECTORY\n";
+  for (const auto& m : fax::list_inbox(spool)) {
+    std::cout << when(m.finished) << '\t' << m.sender << '\t' << (m.remote_ident.empty() ? "-" : m.remote_ident)
+              << '\t' << m.pages << '\t' << m.resolution << '\t' << m.coding << (m.ecm ? "+ECM" : "")
+              << '\t' << (spool / "inbox" / m.id).string() << '\n';
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"switchboard-fax: software fax machine (T.38) on the Switchboard relay"};
+  app.require_subcommand(1);
+  cli::agent_cli agent_opts;
+  agent_opts.add_to(app);
+  std::string spool = "./fax-spool";
+  app.add_option("--spool", spool, "the fax machine's working directory (queue, inbox, logs)")
+      ->capture_default_str();
+
+  auto* daemon = app.add_subcommand("daemon", "receive faxes and work the outgoing queue");
+  fax::machine_options mopts;
+  bool no_ecm = false;
+  daemon->add_option("--ident", mopts.ident, "T.30 station identity (up to 20 characters)")
+      ->capture_default_str();
+  daemon->add_flag("--no-ecm", no_ecm, "no error correction mode (pages coded MH/MR instead of MMR)");
+  daemon->add_option("--t38-version", mopts.t38_version, "T.38 IFP version 0-3 (both ends alike)")
+      ->check(CLI::Range(0, 3))
+      ->capture_default_str();
+
+  auto* send = app.add_subcommand("send", "queue documents (PDF, PNG, TIFF) for a fax machine");
+  send_args sa;
+  send->add_option("--to", sa.to, "receiving fax machine's user ID")->required();
+  send->add_option("FILE", sa.files, "documents, sent in this order as one fax")->required()->check(CLI::ExistingFile);
+  send->add_option("--retries", sa.retries, "tries before the job fails")->check(CLI::Range(1, 100))->capture_default_str();
+  send->add_option("--retry-interval", sa.retry_interval, "seconds before a retry (doubles each try)")
+      ->check(CLI::Range(1, 86400))->capture_default_str();
+  send->add_option("--kill-time", sa.kill_time, "seconds after which an unfinished job fails")
+      ->check(CLI::Range(1, 30 * 86400))->capture_default_str();
+  send->add_option("--resolution", sa.resolution, "fine (204x196 dpi) or standard (204x98)")
+      ->check(CLI::IsMember({"fine", "standard"}))->capture_default_str();
+  send->add_flag("--wait", sa.wait, "wait until the job is done or failed (exit 1 if failed)");
+
+  auto* jobs = app.add_subcommand("jobs", "list the outgoing queue");
+  auto* inbox = app.add_subcommand("inbox", "list received faxes");
+  auto* cancel = app.add_subcommand("cancel", "cancel a queued job");
+  std::int64_t job_id = 0;
+  cancel->add_option("JOB", job_id, "job ID")->required();
+  for (auto* sub : {daemon, send, jobs, inbox, cancel}) sub->fallthrough();
+  CLI11_PARSE(app, argc, argv);
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    cli::setup_logging(agent_opts.log_level);
+    const fs::path spool_dir = spool;
+    if (*daemon) {
+      mopts.spool = spool_dir;
+      mopts.ecm = !no_ecm;
+      return run_daemon(agent_opts.build(true), mopts);
+    }
+    fax::job_queue q(spool_dir / "queue.db");
+    if (*send) {
+      if (!protocol::valid_user_id(sa.to)) throw std::runtime_error("invalid user ID '" + sa.to + "'");
+      const auto [doc, pages] = prepare_document(spool_dir, sa);
+      fax::job_request r;
+      r.to = sa.to;
+      r.document = doc;
+      r.pages_total = pages;
+      r.max_tries = sa.retries;
+      r.retry_interval_s = sa.retry_interval;
+      r.kill_after_s = sa.kill_time;
+      r.fine = sa.resolution == "fine";
+      const auto id = q.submit(r, fax::unix_now());
+      std::cout << id << '\n' << std::flush;
+      return sa.wait ? wait_for(q, id) : 0;
+    }
+    if (*jobs) print_jobs(q);
+    if (*inbox) print_inbox(spool_dir);
+    if (*cancel) {
+      if (!q.cancel(job_id, fax::unix_now())) {
+        throw std::runtime_error("job " + std::to_string(job_id) + " is not queued (unknown or finished)");
+      }
+      std::cout << "job " << job_id << " cancelled\n";
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "switchboard-fax: " << e.what() << '\n';
+    return 1;
+  }
+}

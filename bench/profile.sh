@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Where the relay's (and the agents') time goes: runs one workload through the relay hop alone
+# (sb_load as the calling agent -> relay -> `switchboard expose` -> sb_load server) under
+# `perf record -e cpu-clock` and prints the top symbols of each process.
+#
+#   bash bench/profile.sh bulk       # 1 stream, 4 GiB, plaintext (splice path)
+#   bash bench/profile.sh bulk64     # 64 streams, 4 GiB, plaintext
+#   bash bench/profile.sh pingpong   # 64-byte round trips
+#   bash bench/profile.sh rate       # new sessions (call, 1-byte echo, close), 8 in parallel
+#   bash bench/profile.sh idle-lines # 15,000 logged-in idle lines: relay heap by call site (massif)
+#   add --tls for TLS lines, --graph for call graphs (dwarf unwinding; larger files), --keep to
+#   keep the perf data (the directory is printed).
+#
+# Needs perf (Debian: linux-perf) or valgrind for idle-lines; uses the release build. Only the
+# processes started here are stopped, by PID.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WHAT=${1:-bulk}
+shift || true
+TLS=0; GRAPH=0; KEEP=0
+for a in "$@"; do
+  case $a in
+    --tls) TLS=1 ;;
+    --graph) GRAPH=1 ;;
+    --keep) KEEP=1 ;;
+    *) echo "profile.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+B=$ROOT/build/release
+LOAD=$B/bench/sb_load RELAY=$B/apps/switchboard-relay SB=$B/apps/switchboard
+for x in "$LOAD" "$RELAY" "$SB"; do [[ -x $x ]] || { echo "profile.sh: build first: $x" >&2; exit 2; }; done
+W=$(mktemp -d /tmp/sb-profile.XXXXXX)
+PIDS=()
+cleanup() {
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null; done
+  wait 2>/dev/null
+  if [[ $KEEP -eq 1 ]]; then echo "kept: $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+waitf() { local i; for ((i = 0; i < 200; i++)); do [[ -s $1 ]] && return 0; sleep 0.05; done; return 1; }
+
+"$LOAD" sink-server --port-file "$W/sink.port" >/dev/null 2>&1 & PIDS+=($!)
+"$LOAD" echo-server --port-file "$W/echo.port" >/dev/null 2>&1 & PIDS+=($!)
+for u in dev caller idle; do
+  echo "pw-$u" | "$RELAY" user add "$u" --data-dir "$W/data" >/dev/null 2>&1
+  "$RELAY" user max-lines "$u" 65535 --data-dir "$W/data" >/dev/null 2>&1
+done
+waitf "$W/sink.port" && waitf "$W/echo.port" || exit 2
+LINK=(--plaintext); RELAY_ARGS=(--plaintext)
+if [[ $TLS -eq 1 ]]; then
+  LINK=(--fingerprint "$("$RELAY" fingerprint --data-dir "$W/data")"); RELAY_ARGS=()
+fi
+
+RELAY_CMD=("$RELAY" serve --data-dir "$W/data" --listen 127.0.0.1:0 --port-file "$W/relay.port" "${RELAY_ARGS[@]}")
+if [[ $WHAT == idle-lines ]]; then
+  # Heap of the relay by allocation site with 15,000 idle lines (valgrind massif, slow but exact).
+  command -v valgrind >/dev/null || { echo "profile.sh: valgrind needed" >&2; exit 2; }
+  valgrind --tool=massif --pages-as-heap=no --massif-out-file="$W/massif.out" --threshold=0.5 \
+    "${RELAY_CMD[@]}" >"$W/relay.log" 2>&1 & PIDS+=($!)
+  waitf "$W/relay.port" || { sleep 5; waitf "$W/relay.port"; } || { cat "$W/relay.log"; exit 2; }
+  RP=$(cat "$W/relay.port")
+  SB_PW_IDLE=pw-idle timeout 600 "$LOAD" sb-idle-lines --count "${LINES:-15000}" --instances 15 \
+    --relay "127.0.0.1:$RP" "${LINK[@]}" --user idle --password-env SB_PW_IDLE --hold-seconds 5 \
+    --timeout 580 | tail -n 1
+  kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null
+  ms_print "$W/massif.out" | sed -n '1,60p'
+  # The peak snapshot's allocation tree, trimmed.
+  ms_print "$W/massif.out" | awk '/^ *n *time\(i\)/ {n++} n >= 2' | grep -E '^ *(->|\| ->|[0-9]+ +[0-9,]+ +[0-9,]+ )' | head -80
+  exit 0
+fi
+
+"${RELAY_CMD[@]}" >"$W/relay.log" 2>&1 & PIDS+=($!); RPID=$!
+waitf "$W/relay.port" || exit 2
+RP=$(cat "$W/relay.port")
+SWITCHBOARD_PASSWORD=pw-dev "$SB" expose "sink=127.0.0.1:$(cat "$W/sink.port")" "echo=127.0.0.1:$(cat "$W/echo.port")" \
+  --relay "127.0.0.1:$RP" "${LINK[@]}" --user dev --vacant-lines 80 >"$W/expose.log" 2>&1 & PIDS+=($!); EPID=$!
+sleep 2
+export SB_PW_CALLER=pw-caller
+AG=(--relay "127.0.0.1:$RP" "${LINK[@]}" --user caller --password-env SB_PW_CALLER --peer dev)
+case $WHAT in
+  bulk) CMD=("$LOAD" bulk --bytes 4Gi --streams 1 "${AG[@]}" --service sink) ;;
+  bulk64) CMD=("$LOAD" bulk --bytes 4Gi --streams 64 "${AG[@]}" --service sink) ;;
+  pingpong) CMD=("$LOAD" pingpong --count 50000 "${AG[@]}" --service echo) ;;
+  rate) CMD=("$LOAD" rate --seconds 8 --parallel 8 "${AG[@]}" --service echo) ;;
+  *) echo "profile.sh: unknown workload $WHAT" >&2; exit 2 ;;
+esac
+"${CMD[@]}" >"$W/load.out" 2>&1 & LPID=$!
+sleep 1.5   # past the agent's login and the warm-up call
+CG=(-g)
+[[ $GRAPH -eq 1 ]] && CG=(--call-graph dwarf,8192)
+if [[ $GRAPH -eq 0 ]]; then CG=(); fi
+perf record -e cpu-clock -F 1999 "${CG[@]}" -p "$RPID,$EPID,$LPID" -o "$W/perf.data" -- sleep 4 >/dev/null 2>"$W/perf.err"
+wait "$LPID"
+echo "== workload: $(tail -n 1 "$W/load.out" | cut -c1-400)"
+echo "== CPU share by process and object (cpu-clock samples, % of all samples)"
+# (perf's --comms filter drops the top rows here; sort by comm and filter instead. On this kind
+# of VM kernel time spent with interrupts off shows up as pvm_irq_enable / native_irq_enable.)
+perf report -i "$W/perf.data" --stdio --sort comm,dso --no-children 2>/dev/null | grep -E '^ +[0-9]' | head -n 12
+perf report -i "$W/perf.data" --stdio --sort comm,dso,sym --no-children 2>/dev/null | grep -E '^ +[0-9]' >"$W/top.txt"
+for c in switchboard-rel switchboard sb_load; do
+  echo "== top user-space symbols: $c"
+  grep -E "^ +[0-9.]+% +$c +" "$W/top.txt" | grep -v '\[k\]' | head -n 25 | cut -c1-200
+  echo "== top kernel symbols: $c"
+  grep -E "^ +[0-9.]+% +$c +" "$W/top.txt" | grep '\[k\]' | head -n 8 | cut -c1-160
+done

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Two software fax machines with the real programs: a relay, `switchboard-fax daemon` for alice and
+# for bob (each on its own spool). `switchboard-fax send --to bob --wait` at alice exits 0, bob's
+# `inbox` lists the fax from alice, alice's `jobs` shows it done. Then a multi-page job is queued,
+# alice's daemon is killed (SIGKILL) while the job is queued or running, and a restarted daemon on
+# the same spool finishes it.
+#   $1 switchboard-relay, $2 switchboard, $3 switchboard-fax
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+
+[[ $# -ge 3 ]] || fail "usage: $0 RELAY SWITCHBOARD SWITCHBOARD-FAX"
+FAX_BIN=$(realpath "$3")
+
+DATA="$WORK/data"
+add_user "$DATA" alice alice-pw
+add_user "$DATA" bob bob-pw
+start_relay relay "$DATA" 127.0.0.1:0 --plaintext
+
+# fax SECONDS USER SUBCOMMAND [ARGS...]: switchboard-fax on USER's spool ($WORK/spool-USER).
+fax() {
+  local secs=$1 user=$2
+  shift 2
+  local argv=(timeout -k 60 "$secs" "$FAX_BIN" "$@" --spool "$WORK/spool-$user")
+  if [[ ${BG_EXEC:-0} == 1 ]]; then exec "${argv[@]}"; fi
+  "${argv[@]}"
+}
+
+# The daemon of USER as background process NAME; waits until the relay saw it log in.
+logins_of() { grep -cE "$1/line#[0-9]+: logged in from" "$WORK/relay.log" 2>/dev/null || true; }
+start_fax_daemon() {
+  local name=$1 user=$2 before
+  before=$(logins_of "$user")
+  start_bg "$name" fax "$BG_LIMIT" "$user" daemon "${SB_CONN[@]}" --user "$user" \
+    --password-file "$WORK/pw/$user" --ident "+1 555 $user"
+  _daemon_in() {
+    bg_running "$name" || fail "daemon '$name' exited during start-up"
+    (($(logins_of "$user") > before))
+  }
+  wait_for 30 "$user's fax daemon to log in" _daemon_in
+  log "fax daemon '$name' of $user logged in"
+}
+
+# Documents: grayscale PNGs without pHYs (scaled to the fax width), a different pattern each.
+"$PYTHON" - "$WORK" <<'EOF'
+import struct, sys, zlib
+def png(path, seed, w=400, h=500):
+    rows = b""
+    for y in range(h):
+        row = bytes(0 if ((x // (8 + seed) + y // (10 + seed)) % 2 == 0 and (x + y + seed) % 97 > 20)
+                    else 255 for x in range(w))
+        rows += b"\0" + row
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+for i in range(6):
+    png(f"{sys.argv[1]}/page{i}.png", i)
+EOF
+
+start_fax_daemon bob bob
+start_fax_daemon alice1 alice
+
+# --- one job, --wait ----------------------------------------------------------------------------
+t0=$(now)
+out=$(fax 120 alice send --to bob --wait --retry-interval 1 "$WORK/page0.png" 2>>"$WORK/send.log") ||
+  fail "send --wait exited with $? (output: $out)"
+JOB1=$(head -n1 <<<"$out")
+[[ $JOB1 =~ ^[0-9]+$ ]] || fail "send printed '$out', not a job ID"
+log "FIGURE: job $JOB1 (1 page) done in $(elapsed "$t0") s"
+fax 30 alice jobs >"$WORK/jobs1.out" || fail "jobs exited with $?"
+grep -qE "^$JOB1	bob	done	1/1	" "$WORK/jobs1.out" || fail "jobs does not show job $JOB1 done: $(cat "$WORK/jobs1.out")"
+_inbox_has() {
+  fax 30 bob inbox >"$WORK/inbox.out" && (($(grep -cE "	alice	.*	1	fine	" "$WORK/inbox.out") >= $1))
+}
+# The inbox entry is committed after the call ends (rendering PDF and PNG): allow a moment.
+_one() { _inbox_has 1; }
+wait_for 20 "bob's inbox to list the fax from alice" _one
+log "bob's inbox lists the fax from alice"
+
+# --- a daemon killed with a job in the queue ----------------------------------------------------
+out=$(fax 60 alice send --to bob --retry-interval 1 "$WORK"/page{0..5}.png 2>>"$WORK/send.log") ||
+  fail "send exited with $?"
+JOB2=$(head -n1 <<<"$out")
+[[ $JOB2 =~ ^[0-9]+$ ]] || fail "send printed '$out', not a job ID"
+# Kill as soon as the daemon works on it (or at once if it has not picked it up yet).
+_picked() { fax 30 alice jobs | grep -qE "^$JOB2	bob	(running|done)	"; }
+for ((i = 0; i < 100; i++)); do _picked && break; sleep 0.1; done
+signal_bg alice1 KILL
+wait_bg alice1 10
+fax 30 alice jobs >"$WORK/jobs2.out" || fail "jobs exited with $?"
+state=$(awk -F'\t' -v id="$JOB2" '$1 == id { print $3 " " $4 }' "$WORK/jobs2.out")
+log "job $JOB2 after SIGKILL of alice's daemon: $state"
+start_fax_daemon alice2 alice
+_job2_done() { fax 30 alice jobs | grep -qE "^$JOB2	bob	done	6/6	"; }
+wait_for 120 "job $JOB2 to be done after the restart" _job2_done
+_two() { _inbox_has 1 && (($(grep -cE "	alice	" "$WORK/inbox.out") >= 2)); }
+wait_for 20 "bob's inbox to list the second fax" _two
+log "job $JOB2 resumed by the restarted daemon and done ($state at the kill)"
+
+stop_bg alice2 || fail "alice's daemon exited with status $? on SIGTERM (expected 0)"
+stop_bg bob || fail "bob's daemon exited with status $? on SIGTERM (expected 0)"
+stop_relay relay
+log "PASS"

@@ -1,0 +1,287 @@
+// The fax machine end to end in one process: a relay on 127.0.0.1:0, two fax machines (agents
+// with fax_receiver and a queue_worker each on its own spool), one io_context. Jobs relayed from
+// alice to bob, an offline receiver, an allow-list refusal, a job resumed after a killed worker,
+// and a "fax" service that answers with garbage.
+#include "fax/machine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fax/document.hpp"
+#include "fax/inbox.hpp"
+#include "fax/queue.hpp"
+#include "fax_test_util.hpp"
+#include "relay/harness.hpp"
+
+namespace switchboard::fax {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+namespace rt = ::switchboard::test;
+using rt::relay_env;
+
+// One software fax machine: an agent for `user`, its spool, its queue and its worker.
+struct machine {
+  machine(relay_env& env, const std::string& user, asio::thread_pool& pool,
+          std::chrono::milliseconds call_timeout = 60s) {
+    opts.spool = fs::path(spool_dir.path());
+    opts.ident = "+1 555 " + user;
+    opts.call_timeout = call_timeout;
+    a = env.make_agent(user);
+    a->set_incoming(fax_receiver(opts, pool));
+    queue = std::make_shared<job_queue>(opts.spool / "queue.db");
+  }
+  void start_worker(relay_env& env) {
+    worker = std::make_shared<queue_worker>(a, queue, opts);
+    auto w = worker;
+    asio::co_spawn(env.io, [w]() -> awaitable<void> { co_await w->run(); }, asio::detached);
+  }
+  void stop_worker() {
+    if (worker) worker->stop();
+    worker.reset();
+  }
+  std::int64_t submit(const std::string& to, const fs::path& tiff, int pages, int max_tries = 3,
+                      std::int64_t retry_interval_s = 1) {
+    job_request r;
+    r.to = to;
+    r.document = tiff;
+    r.pages_total = pages;
+    r.max_tries = max_tries;
+    r.retry_interval_s = retry_interval_s;
+    const auto id = queue->submit(r, unix_now());
+    if (worker) worker->wake();
+    return id;
+  }
+  job get(std::int64_t id) { return queue->get(id).value(); }
+  std::string log() const {
+    const auto p = opts.spool / "log" / "xferfax.log";
+    return fs::exists(p) ? test::read_file(p.string()) : std::string();
+  }
+
+  test::temp_dir spool_dir;
+  machine_options opts;
+  std::shared_ptr<agent::agent> a;
+  std::shared_ptr<job_queue> queue;
+  std::shared_ptr<queue_worker> worker;
+};
+
+bool finished(job_state s) {
+  return s == job_state::done || s == job_state::failed || s == job_state::cancelled;
+}
+
+class Machine : public ::testing::Test {
+ protected:
+  ~Machine() override {
+    for (auto* m : machines_) m->stop_worker();
+  }
+
+  machine& make_machine(const std::string& user, std::chrono::milliseconds timeout = 60s) {
+    owned_.push_back(std::make_unique<machine>(env_, user, pool_, timeout));
+    machines_.push_back(owned_.back().get());
+    return *owned_.back();
+  }
+
+  // A TIFF-F of `pages` distinct pages (fine resolution).
+  std::string make_document(int pages) {
+    const std::string pdf = docs_ / ("doc" + std::to_string(pages) + ".pdf");
+    const std::string tif = docs_ / ("doc" + std::to_string(pages) + ".tif");
+    test::write_pdf(pdf, pages);
+    EXPECT_EQ(to_tiff_f(pdf, tif, resolution::fine), pages);
+    return tif;
+  }
+
+  // Checks bob's single inbox entry against pages [first, first + count) of `source`.
+  static void expect_inbox(const machine& rx, const std::string& sender, const std::string& source,
+                           int first, int count) {
+    const auto entries = list_inbox(rx.opts.spool);
+    ASSERT_EQ(entries.size(), 1u);
+    const auto& e = entries.front();
+    EXPECT_EQ(e.sender, sender);
+    EXPECT_EQ(e.pages, count);
+    const fs::path dir = rx.opts.spool / "inbox" / e.id;
+    const std::string tif = (dir / "fax.tif").string();
+    ASSERT_TRUE(fs::exists(tif));
+    EXPECT_EQ(tiff_page_count(tif), count);
+    for (int i = 0; i < count && i < tiff_page_count(tif); ++i) {
+      EXPECT_TRUE(same_pixels(decode_tiff_page(tif, i), decode_tiff_page(source, first + i)))
+          << "received page " << i + 1 << " differs from source page " << first + i + 1;
+    }
+    EXPECT_TRUE(fs::exists(dir / "fax.pdf"));
+    EXPECT_TRUE(fs::exists(dir / "page1.png"));
+  }
+
+  void send_and_check(int pages) {
+    const std::string doc = make_document(pages);
+    auto& alice = make_machine("alice");
+    auto& bob = make_machine("bob");
+    std::int64_t id = 0;
+    env_.run(
+        [&]() -> awaitable<void> {
+          co_await rt::start_and_settle(alice.a, 1);
+          co_await rt::start_and_settle(bob.a, 1);
+          alice.start_worker(env_);
+          id = alice.submit("bob", doc, pages);
+          CO_WAIT_UNTIL(finished(alice.get(id).state), 120s);
+          // The receiver commits its inbox entry after the call (rendering on the pool).
+          CO_WAIT_UNTIL(list_inbox(bob.opts.spool).size() == 1 &&
+                            bob.log().find("RECV\t") != std::string::npos,
+                        30s);
+        },
+        180s);
+    const job j = alice.get(id);
+    EXPECT_EQ(j.state, job_state::done) << j.last_error;
+    EXPECT_EQ(j.pages_confirmed, pages);
+    EXPECT_EQ(j.tries, 1);
+    expect_inbox(bob, "alice", doc, 0, pages);
+    EXPECT_NE(alice.log().find("SEND\t" + std::to_string(id) + "\tbob\t"), std::string::npos)
+        << alice.log();
+    EXPECT_NE(bob.log().find("RECV\t"), std::string::npos) << bob.log();
+    EXPECT_NE(bob.log().find("\talice\t"), std::string::npos) << bob.log();
+  }
+
+  asio::thread_pool pool_{1};  // destroyed after the relay environment
+  relay_env env_;
+  test::temp_dir docs_;
+  std::vector<std::unique_ptr<machine>> owned_;
+  std::vector<machine*> machines_;
+};
+
+TEST_F(Machine, OnePageJobIsRelayedIntoTheInbox) {
+  send_and_check(1);
+}
+
+TEST_F(Machine, TenPageJobIsRelayedIntoTheInbox) {
+  send_and_check(10);
+}
+
+TEST_F(Machine, OfflineReceiverSleepsThenCompletesWhenOnline) {
+  const std::string doc = make_document(1);
+  auto& alice = make_machine("alice");
+  auto& bob = make_machine("bob");
+  std::int64_t id = 0;
+  env_.run(
+      [&]() -> awaitable<void> {
+        co_await rt::start_and_settle(alice.a, 1);
+        alice.start_worker(env_);
+        id = alice.submit("bob", doc, 1, /*max_tries=*/5, /*retry_interval_s=*/1);
+        CO_WAIT_UNTIL(alice.get(id).state == job_state::sleeping, 10s);
+        const job first = alice.get(id);
+        CO_ASSERT_EQ(first.tries, 1);
+        EXPECT_NE(first.last_error.find("TARGET_OFFLINE"), std::string::npos) << first.last_error;
+        co_await rt::start_and_settle(bob.a, 1);
+        CO_WAIT_UNTIL(finished(alice.get(id).state), 60s);
+        CO_WAIT_UNTIL(list_inbox(bob.opts.spool).size() == 1, 30s);
+      },
+      120s);
+  const job j = alice.get(id);
+  EXPECT_EQ(j.state, job_state::done) << j.last_error;
+  EXPECT_GE(j.tries, 2);
+  EXPECT_EQ(j.pages_confirmed, 1);
+  expect_inbox(bob, "alice", doc, 0, 1);
+}
+
+TEST_F(Machine, ReceiverNotAllowingSenderFailsJobAtOnce) {
+  const std::string doc = make_document(1);
+  env_.users->set_allow_list("bob", {"carol"});
+  auto& alice = make_machine("alice");
+  auto& bob = make_machine("bob");
+  std::int64_t id = 0;
+  env_.run(
+      [&]() -> awaitable<void> {
+        co_await rt::start_and_settle(alice.a, 1);
+        co_await rt::start_and_settle(bob.a, 1);
+        alice.start_worker(env_);
+        id = alice.submit("bob", doc, 1, /*max_tries=*/5, /*retry_interval_s=*/1);
+        CO_WAIT_UNTIL(alice.get(id).state != job_state::pending &&
+                          alice.get(id).state != job_state::running,
+                      10s);
+      },
+      30s);
+  const job j = alice.get(id);
+  EXPECT_EQ(j.state, job_state::failed);
+  EXPECT_NE(j.last_error.find("NOT_ALLOWED"), std::string::npos) << j.last_error;
+  EXPECT_EQ(j.tries, 1);
+  EXPECT_TRUE(list_inbox(bob.opts.spool).empty());
+}
+
+TEST_F(Machine, JobLeftRunningByKilledWorkerResumesAtFirstUnconfirmedPage) {
+  const std::string doc = make_document(10);
+  auto& alice = make_machine("alice");
+  auto& bob = make_machine("bob");
+  // What a daemon killed after three confirmed pages leaves in its queue.
+  const auto id = alice.submit("bob", doc, 10, /*max_tries=*/3, /*retry_interval_s=*/1);
+  {
+    const auto taken = alice.queue->take_due(unix_now());
+    ASSERT_TRUE(taken);
+    alice.queue->page_confirmed(id, 3, unix_now());
+    ASSERT_EQ(alice.get(id).state, job_state::running);
+    // The daemon's queue connection goes away with the process; the file stays.
+    alice.queue.reset();
+    alice.queue = std::make_shared<job_queue>(alice.opts.spool / "queue.db");
+  }
+  env_.run(
+      [&]() -> awaitable<void> {
+        co_await rt::start_and_settle(alice.a, 1);
+        co_await rt::start_and_settle(bob.a, 1);
+        alice.start_worker(env_);
+        CO_WAIT_UNTIL(finished(alice.get(id).state), 120s);
+        CO_WAIT_UNTIL(list_inbox(bob.opts.spool).size() == 1, 30s);
+      },
+      180s);
+  const job j = alice.get(id);
+  EXPECT_EQ(j.state, job_state::done) << j.last_error;
+  EXPECT_EQ(j.pages_confirmed, 10);
+  expect_inbox(bob, "alice", doc, 3, 7);
+}
+
+// A "fax" service that answers with random bytes instead of T.38.
+awaitable<void> garbage(agent::session s) {
+  const auto junk = rt::random_bytes(256 * 1024, 42);
+  try {
+    co_await s.write(asio::buffer(junk));
+    std::vector<std::uint8_t> buf(64 * 1024);
+    while (co_await s.read_some(asio::buffer(buf)) > 0) {
+    }
+  } catch (const std::exception&) {
+  }
+  co_await s.close();
+}
+
+TEST_F(Machine, GarbageInsteadOfT38EndsTheTryWithAnError) {
+  const std::string doc = make_document(1);
+  auto& alice = make_machine("alice", 20s);
+  auto carol = env_.make_agent("carol");
+  carol->set_incoming([](agent::incoming_call c) -> awaitable<agent::answer> {
+    if (c.service != fax_service) co_return agent::answer::reject(protocol::error_code::unknown_service, "no");
+    agent::answer a;
+    a.serve = &garbage;
+    co_return a;
+  });
+  std::int64_t id = 0;
+  env_.run(
+      [&]() -> awaitable<void> {
+        co_await rt::start_and_settle(alice.a, 1);
+        co_await rt::start_and_settle(carol, 1);
+        alice.start_worker(env_);
+        id = alice.submit("carol", doc, 1, /*max_tries=*/2, /*retry_interval_s=*/1);
+        CO_WAIT_UNTIL(alice.get(id).tries >= 1 && (alice.get(id).state == job_state::sleeping ||
+                                                   alice.get(id).state == job_state::failed),
+                      60s);
+      },
+      90s);
+  const job j = alice.get(id);
+  EXPECT_TRUE(j.state == job_state::sleeping || j.state == job_state::failed)
+      << to_string(j.state);
+  EXPECT_FALSE(j.last_error.empty());
+  EXPECT_EQ(j.pages_confirmed, 0);
+}
+
+}  // namespace
+}  // namespace switchboard::fax

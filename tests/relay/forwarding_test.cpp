@@ -1,0 +1,303 @@
+// Paired lines (docs/protocol.md §5 step 4): DATA and EOF travel unchanged, in order, both ways;
+// half-close; end-to-end flow control.
+#include "relay/harness.hpp"
+
+namespace switchboard::test {
+namespace {
+
+namespace p = protocol;
+constexpr std::size_t MiB = 1024 * 1024;
+
+class Forwarding : public ::testing::TestWithParam<transport> {};
+INSTANTIATE_TEST_SUITE_P(Transports, Forwarding,
+                         ::testing::Values(transport::plaintext, transport::tls), transport_name);
+
+// bob answers with `handler`, alice only calls; both settled.
+struct pair_of_agents {
+  std::shared_ptr<agent::agent> alice;
+  std::shared_ptr<agent::agent> bob;
+};
+awaitable<pair_of_agents> start_pair(relay_env& env, agent::incoming_handler handler) {
+  pair_of_agents pa;
+  pa.bob = env.make_agent("bob");
+  pa.bob->set_incoming(std::move(handler));
+  co_await start_and_settle(pa.bob, 2);
+  pa.alice = env.make_agent("alice");
+  co_await start_and_settle(pa.alice, 2);
+  co_return pa;
+}
+
+TEST_P(Forwarding, ManyRoundTrips) {
+  relay_env env(GetParam());
+  env.run([&]() -> awaitable<void> {
+    auto agents = co_await start_pair(env, echo_handler());
+    auto s = co_await agents.alice->call("bob", "echo");
+    std::vector<std::uint8_t> buf(8192);
+    for (std::size_t i = 0; i < 300; ++i) {
+      const auto msg = random_bytes(1 + (i * 37) % 4000, i);
+      co_await s.write(asio::buffer(msg));
+      std::size_t got = 0;
+      while (got < msg.size()) {
+        const std::size_t n =
+            co_await s.read_some(asio::buffer(buf.data() + got, buf.size() - got));
+        CO_ASSERT_TRUE(n > 0);
+        got += n;
+      }
+      CO_ASSERT_TRUE(std::equal(msg.begin(), msg.end(), buf.begin()));
+    }
+    co_await s.close();
+  });
+}
+
+TEST_P(Forwarding, TargetMaySpeakFirst) {
+  relay_env env(GetParam());
+  env.run([&]() -> awaitable<void> {
+    auto greeter = [](agent::incoming_call) -> awaitable<agent::answer> {
+      agent::answer a;
+      a.serve = [](agent::session s) -> awaitable<void> {
+        const auto banner = bytes_of("SSH-2.0-switchboard\r\n");
+        co_await s.write(asio::buffer(banner));  // right after ACCEPT
+        co_await echo(std::move(s));
+      };
+      co_return a;
+    };
+    auto agents = co_await start_pair(env, greeter);
+    auto s = co_await agents.alice->call("bob", "ssh");
+    const auto back = co_await send_and_read_all(s, bytes_of("client hello"));
+    EXPECT_EQ(text_of(back), "SSH-2.0-switchboard\r\nclient hello");
+  });
+}
+
+// Target side of the bulk test: reads everything while sending its own bytes, then reports.
+struct bulk_target {
+  std::vector<std::uint8_t> to_send;
+  std::vector<std::uint8_t> received;
+  bool done = false;
+};
+
+TEST_P(Forwarding, MebibytesEachWayArriveIntact) {
+  relay_env env(GetParam());
+  auto target = std::make_shared<bulk_target>();
+  target->to_send = random_bytes(4 * MiB + 123, 2);
+  const auto from_caller = random_bytes(4 * MiB + 321, 1);
+  env.run([&]() -> awaitable<void> {
+    auto handler = [target](agent::incoming_call) -> awaitable<agent::answer> {
+      agent::answer a;
+      a.serve = [target](agent::session s) -> awaitable<void> {
+        target->received = co_await send_and_read_all(s, target->to_send);
+        target->done = true;
+      };
+      co_return a;
+    };
+    auto agents = co_await start_pair(env, handler);
+    auto s = co_await agents.alice->call("bob", "bulk");
+    const auto at_caller = co_await send_and_read_all(s, from_caller);
+    CO_WAIT_UNTIL(target->done, 10s);
+    EXPECT_EQ(at_caller.size(), target->to_send.size());
+    EXPECT_EQ(sha256_hex(at_caller), sha256_hex(target->to_send));
+    EXPECT_EQ(target->received.size(), from_caller.size());
+    EXPECT_EQ(sha256_hex(target->received), sha256_hex(from_caller));
+  });
+}
+
+TEST_P(Forwarding, HalfCloseKeepsTheOtherDirectionOpen) {
+  relay_env env(GetParam());
+  env.run([&]() -> awaitable<void> {
+    // Reads the whole request (to EOF), and only then answers.
+    auto responder = [](agent::incoming_call) -> awaitable<agent::answer> {
+      agent::answer a;
+      a.serve = [](agent::session s) -> awaitable<void> {
+        const auto request = co_await read_to_end(s);
+        if (s.terminated()) co_return;  // not an EOF: nobody to answer
+        const auto reply = bytes_of("after EOF: got " + std::to_string(request.size()) + " bytes");
+        co_await s.write(asio::buffer(reply));
+        co_await s.shutdown_write();
+      };
+      co_return a;
+    };
+    auto agents = co_await start_pair(env, responder);
+    auto s = co_await agents.alice->call("bob", "req");
+    const auto request = random_bytes(300'000, 5);
+    co_await write_then_eof(s, request);
+    const auto reply = co_await read_to_end(s);
+    EXPECT_EQ(text_of(reply), "after EOF: got 300000 bytes");
+  });
+}
+
+// Flow control: a target that does not read stalls the caller's writes.
+struct paused_reader {
+  bool go = false;
+  std::vector<std::uint8_t> received;
+  bool done = false;
+};
+
+awaitable<void> write_counting(agent::session& s, std::span<const std::uint8_t> data,
+                               std::size_t& written) {
+  constexpr std::size_t chunk = 64 * 1024;
+  for (std::size_t off = 0; off < data.size(); off += chunk) {
+    const std::size_t n = std::min(chunk, data.size() - off);
+    co_await s.write(asio::buffer(data.data() + off, n));
+    written += n;
+  }
+  co_await s.shutdown_write();
+}
+
+// Waits until `written` stops growing for `quiet` (bounded), checks it, then lets the reader go.
+awaitable<void> expect_stall_then_release(const std::size_t& written, std::size_t total,
+                                          std::shared_ptr<paused_reader> reader) {
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  std::size_t last = written;
+  auto last_change = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - last_change < 500ms &&
+         std::chrono::steady_clock::now() < deadline && written < total) {
+    tick.expires_after(20ms);
+    co_await tick.async_wait(use_awaitable);
+    if (written != last) {
+      last = written;
+      last_change = std::chrono::steady_clock::now();
+    }
+  }
+  // What the writer got rid of sits in kernel socket buffers (on Linux the two send buffers on
+  // the path alone autotune up to tcp_wmem's maximum, 4 MiB each by default) plus at most one
+  // 256 KiB chunk inside the relay: a fraction of the 32 MiB, never all of it.
+  EXPECT_LT(written, total / 2) << "the writer was not held back by the paused reader";
+  reader->go = true;
+}
+
+TEST_P(Forwarding, SlowReaderThrottlesTheWriter) {
+  relay_env env(GetParam());
+  auto reader = std::make_shared<paused_reader>();
+  const auto data = random_bytes(32 * MiB, 9);
+  env.run(
+      [&]() -> awaitable<void> {
+        auto handler = [reader](agent::incoming_call) -> awaitable<agent::answer> {
+          agent::answer a;
+          a.serve = [reader](agent::session s) -> awaitable<void> {
+            std::function<bool()> released = [&] { return reader->go || s.terminated(); };
+            if (!co_await poll_until(released, 60s)) co_return;
+            reader->received = co_await read_to_end(s);
+            reader->done = true;
+          };
+          co_return a;
+        };
+        auto agents = co_await start_pair(env, handler);
+        auto s = co_await agents.alice->call("bob", "sink");
+        std::size_t written = 0;
+        using namespace asio::experimental::awaitable_operators;
+        co_await (write_counting(s, data, written) &&
+                  expect_stall_then_release(written, data.size(), reader));
+        CO_WAIT_UNTIL(reader->done, 30s);
+        EXPECT_EQ(reader->received.size(), data.size());
+        EXPECT_TRUE(reader->received == data);
+      },
+      60s);
+}
+
+// Flow control is not silence: a target that stops reading for many keep-alive intervals keeps
+// its session (docs/protocol.md §8: lines held up by flow control are judged by the path).
+TEST_P(Forwarding, ReaderPausedForManyKeepAliveIntervalsKeepsItsSession) {
+  relay_env env(GetParam());
+  auto reader = std::make_shared<paused_reader>();
+  const auto data = random_bytes(32 * MiB, 10);
+  env.run(
+      [&]() -> awaitable<void> {
+        auto handler = [reader](agent::incoming_call) -> awaitable<agent::answer> {
+          agent::answer a;
+          a.serve = [reader](agent::session s) -> awaitable<void> {
+            std::function<bool()> released = [&] { return reader->go || s.terminated(); };
+            if (!co_await poll_until(released, 60s)) co_return;
+            reader->received = co_await read_to_end(s);
+            reader->done = true;
+          };
+          co_return a;
+        };
+        auto bob_opts = env.agent_options("bob");
+        bob_opts.keepalive = 200ms;
+        auto bob = env.make_agent(bob_opts);
+        bob->set_incoming(handler);
+        co_await start_and_settle(bob, 2);
+        auto alice_opts = env.agent_options("alice");
+        alice_opts.keepalive = 200ms;
+        auto alice = env.make_agent(alice_opts);
+        co_await start_and_settle(alice, 2);
+        auto s = co_await alice->call("bob", "sink");
+        std::size_t written = 0;
+        const auto pause_reader = [&]() -> awaitable<void> {
+          std::function<bool()> stalled_long = [&] { return written > 0; };
+          co_await poll_until(stalled_long, 10s);
+          // Ten keep-alive intervals with the reader paused and the writer blocked.
+          std::function<bool()> never = [] { return false; };
+          co_await poll_until(never, 2s);
+          reader->go = true;
+        };
+        using namespace asio::experimental::awaitable_operators;
+        co_await (write_counting(s, data, written) && pause_reader());
+        CO_WAIT_UNTIL(reader->done, 30s);
+        EXPECT_EQ(reader->received.size(), data.size());
+        EXPECT_TRUE(reader->received == data);
+        // Nothing was cut: no line was lost or replaced on either side.
+        EXPECT_EQ(alice->stats().lines_lost, 0u);
+        EXPECT_EQ(bob->stats().lines_lost, 0u);
+        if (const auto t = s.terminated()) {
+          EXPECT_EQ(t->code, err::ok) << t->message;
+        }
+      },
+      60s);
+}
+
+TEST(Forwarding, RawFramesTravelUnchangedAndPingIsAnsweredLocally) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await raw_client::connect(env.endpoint);
+    co_await bob.login("bob", password_of("bob"));
+    auto alice = co_await raw_client::connect(env.endpoint);
+    co_await alice.login("alice", password_of("alice"));
+    co_await pair_raw(alice, bob);
+
+    // Frame boundaries are kept: the smallest and the largest DATA frame arrive as sent.
+    const auto one = random_bytes(1, 1);
+    const auto max = random_bytes(p::max_data_payload, 2);
+    co_await alice.send_data(one);
+    co_await alice.send_data(max);
+    const auto got_one = co_await bob.expect_data();
+    EXPECT_TRUE(got_one == one);
+    const auto got_max = co_await bob.expect_data();
+    EXPECT_TRUE(got_max == max);
+
+    // A PING on a paired line is answered by the relay and never reaches the peer.
+    const p::ping ping{77};
+    co_await bob.send(ping);
+    const auto after_ping = bytes_of("after ping");
+    co_await bob.send_data(after_ping);
+    const auto pong = co_await bob.expect<p::pong>();
+    EXPECT_EQ(pong.nonce, 77u);
+    const auto got_after_ping = co_await alice.expect_data();
+    EXPECT_EQ(text_of(got_after_ping), "after ping");
+
+    // EOF is forwarded and the other direction goes on.
+    const p::eof eof;
+    co_await alice.send(eof);
+    co_await bob.expect<p::eof>();
+    const auto late = bytes_of("still talking");
+    co_await bob.send_data(late);
+    const auto got_late = co_await alice.expect_data();
+    EXPECT_EQ(text_of(got_late), "still talking");
+    co_await bob.send(eof);
+    co_await alice.expect<p::eof>();
+  });
+}
+
+TEST(Forwarding, DataBeforePairingIsAProtocolError) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto alice = co_await raw_client::connect(env.endpoint);
+    co_await alice.login("alice", password_of("alice"));
+    const auto payload = bytes_of("too early");
+    co_await alice.send_data(payload);
+    co_await alice.expect_logged_out_or_closed(err::protocol_error);
+  });
+}
+
+}  // namespace
+}  // namespace switchboard::test
