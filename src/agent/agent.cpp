@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "agent/line.hpp"
 #include "protocol/names.hpp"
@@ -74,6 +75,7 @@ void agent::logged_in(agent_line&, const p::login_ok& ok, p::auth_method how) {
 void agent::login_refused(error_code code, const std::string& message, bool used_token) {
   if (used_token && code == error_code::bad_credentials) {
     token_.reset();  // the relay forgot our device: log in with the password again, at once
+    retry_at_once_ = true;
     return;
   }
   const bool final_for_instance = code == error_code::duplicate_login;
@@ -100,7 +102,12 @@ void agent::line_ended(agent_line& l) {
   lines_.remove_if([&](const auto& p) { return p.get() == &l; });
   if (running_) {
     ++stats_.lines_lost;
-    if (!was_logged_in) next_attempt_ = clock::now() + next_backoff();
+    const auto now = clock::now();
+    if (std::exchange(retry_at_once_, false)) {
+      next_attempt_ = now;
+    } else if (!was_logged_in && next_attempt_ <= now) {
+      next_attempt_ = now + next_backoff();
+    }
   }
   line_changed();
 }

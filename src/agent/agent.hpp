@@ -123,8 +123,13 @@ class agent : public std::enable_shared_from_this<agent> {
   net::broadcast lines_changed_;  // wakes everyone waiting for a usable line
   bool running_ = false;
   std::optional<call_error> fatal_;
-  unsigned failures_ = 0;
+  unsigned failures_ = 0;  // consecutive failed attempt waves; reset by a successful login
+  // When the next line may be opened. One failed wave of lines moves it once, however many
+  // lines of the wave fail.
   std::chrono::steady_clock::time_point next_attempt_{};
+  // Set when the relay refused our line token (it restarted or forgot us): the next line logs
+  // in with the password at once instead of after a back-off.
+  bool retry_at_once_ = false;
   std::minstd_rand rng_;
   agent_stats stats_;
 };

@@ -75,8 +75,33 @@ awaitable<void> server::drain() {
     tick.expires_after(std::chrono::milliseconds(50));
     co_await tick.async_wait(use_awaitable);
   }
-  const std::vector<line*> lines(hub_.all_lines().begin(), hub_.all_lines().end());
-  for (line* l : lines) l->close(protocol::error_code::relay_shutdown, "relay is stopping");
+  // Sessions still running: both sides get TERMINATE(RELAY_SHUTDOWN) (docs/protocol.md §9). An
+  // agent answers with RELEASE, and a line released while draining closes itself. Each notice is
+  // its own coroutine, so one side that does not read cannot hold up the others.
+  for (const auto& l : snapshot_lines()) {
+    if (l->state() != line_state::paired) continue;
+    asio::co_spawn(
+        io_,
+        [l]() -> awaitable<void> {
+          co_await l->notify_terminated(protocol::error_code::relay_shutdown, "relay is stopping");
+        },
+        asio::detached);
+  }
+  const auto grace = std::chrono::steady_clock::now() + kShutdownGrace;
+  while (hub_.line_count() > 0 && std::chrono::steady_clock::now() < grace) {
+    tick.expires_after(std::chrono::milliseconds(50));
+    co_await tick.async_wait(use_awaitable);
+  }
+  for (const auto& l : snapshot_lines()) {
+    l->close(protocol::error_code::relay_shutdown, "relay is stopping");
+  }
+}
+
+std::vector<std::shared_ptr<line>> server::snapshot_lines() {
+  std::vector<std::shared_ptr<line>> lines;
+  lines.reserve(hub_.line_count());
+  for (line* l : hub_.all_lines()) lines.push_back(l->shared_from_this());
+  return lines;
 }
 
 }  // namespace switchboard::relay

@@ -2,7 +2,9 @@
 // (Beast-style split: server = listener, line = session, hub = shared state).
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <vector>
 
 #include "net/asio.hpp"
 #include "net/tls.hpp"
@@ -22,7 +24,9 @@ class server {
   tcp::endpoint listen(const tcp::endpoint& ep);
   void start();
   // Graceful stop (SIGTERM): stop accepting, close idle lines with LOGGED-OUT(RELAY_SHUTDOWN),
-  // let sessions finish for up to drain_timeout, then end them. io.run() returns when all are gone.
+  // let sessions finish for up to drain_timeout, then TERMINATE(RELAY_SHUTDOWN) both sides of the
+  // rest and close whatever has not released within kShutdownGrace. io.run() returns when all
+  // lines are gone.
   void stop();
 
   hub& state() { return hub_; }
@@ -30,6 +34,10 @@ class server {
  private:
   awaitable<void> accept_loop();
   awaitable<void> drain();
+  // Owning references to every line, so that closing or awaiting one cannot free another.
+  std::vector<std::shared_ptr<line>> snapshot_lines();
+
+  static constexpr std::chrono::seconds kShutdownGrace{2};
 
   asio::io_context& io_;
   net::ssl_ctx_ptr tls_;

@@ -88,12 +88,9 @@ TEST(Shutdown, SessionsOutlivingTheDrainTimeoutAreEnded) {
   });
 }
 
-// docs/protocol.md §9: "wait up to 30 s for sessions to end, then TERMINATE(RELAY_SHUTDOWN) the
-// rest". The relay instead closes those lines with LOGGED-OUT(RELAY_SHUTDOWN) (server::drain()
-// calls line::close()), so the application sees PEER_LOST, not RELAY_SHUTDOWN.
+// docs/protocol.md §9: sessions still running after the drain timeout end with
+// TERMINATE(RELAY_SHUTDOWN), which the application sees as the session's termination reason.
 TEST_P(Shutdown, SessionsOutlivingTheDrainTimeoutEndWithRelayShutdown) {
-  GTEST_SKIP() << "relay bug: after the drain timeout sessions get LOGGED-OUT, not "
-                  "TERMINATE(RELAY_SHUTDOWN) (server::drain); the agent reports PEER_LOST";
   auto cfg = test_config();
   cfg.drain_timeout = 300ms;
   relay_env env(GetParam(), cfg);
