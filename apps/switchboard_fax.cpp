@@ -1,5 +1,6 @@
 // switchboard-fax: a software fax machine on the Switchboard relay, speaking real T.38.
-//   daemon   stay logged in, receive into SPOOL/inbox, work the outgoing queue
+//   daemon   stay logged in, receive into SPOOL/inbox (also raw T.38/TCP with --t38-listen),
+//            work the outgoing queue
 //   send     convert documents to TIFF-F and queue a job for the daemon of the same spool
 //   jobs, inbox, cancel
 #include <spdlog/spdlog.h>
@@ -16,6 +17,7 @@
 #include "fax/inbox.hpp"
 #include "fax/machine.hpp"
 #include "fax/queue.hpp"
+#include "net/endpoint.hpp"
 #include "protocol/names.hpp"
 
 using namespace switchboard;
@@ -33,12 +35,24 @@ struct send_args {
   bool wait = false;
 };
 
-int run_daemon(const agent::agent_config& cfg, fax::machine_options opts) {
+int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
+               const std::string& t38_listen) {
   cli::raise_fd_limit();
   asio::io_context io(1);
   asio::thread_pool render_pool(1);
   auto a = std::make_shared<agent::agent>(io.get_executor(), cfg.options);
-  a->set_incoming(fax::fax_receiver(opts, render_pool));
+  auto rx = std::make_shared<fax::receiver>(opts, render_pool);
+  a->set_incoming(rx->handler());
+  tcp::acceptor raw(io);
+  if (!t38_listen.empty()) {
+    const auto ep = net::parse_endpoint(t38_listen);
+    raw.open(ep.protocol());
+    raw.set_option(tcp::acceptor::reuse_address(true));
+    raw.bind(ep);
+    raw.listen();
+    spdlog::info("accepting raw T.38/TCP calls on {}", net::to_string(raw.local_endpoint()));
+    asio::co_spawn(io, [rx, &raw] { return rx->listen(raw); }, asio::detached);
+  }
   auto queue = std::make_shared<fax::job_queue>(opts.spool / "queue.db");
   auto worker = std::make_shared<fax::queue_worker>(a, queue, opts);
   a->start();
@@ -46,6 +60,8 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const error_code& ec, int) {
     if (ec) return;
+    error_code ignored;
+    raw.close(ignored);
     worker->stop();
     asio::co_spawn(
         io,
@@ -159,10 +175,21 @@ int main(int argc, char** argv) {
   daemon->add_option("--t38-version", mopts.t38_version, "T.38 IFP version 0-3 (both ends alike)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
+  daemon->add_flag("--paced", mopts.paced,
+                   "send IFP packets at the modem's real-time rate (for T.38 gateways)");
+  daemon->add_option("--max-calls", mopts.max_calls,
+                     "incoming calls at once; more are refused as busy")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  std::string t38_listen;
+  daemon->add_option("--t38-listen", t38_listen,
+                     "also accept raw T.38/TCP calls (TPKT) on ADDR:PORT, outside the relay");
 
   auto* send = app.add_subcommand("send", "queue documents (PDF, PNG, TIFF) for a fax machine");
   send_args sa;
-  send->add_option("--to", sa.to, "receiving fax machine's user ID")->required();
+  send->add_option("--to", sa.to,
+                   "receiving fax machine's user ID, or t38:HOST:PORT for a raw T.38/TCP peer")
+      ->required();
   send->add_option("FILE", sa.files, "documents, sent in this order as one fax")->required()->check(CLI::ExistingFile);
   send->add_option("--retries", sa.retries, "tries before the job fails")->check(CLI::Range(1, 100))->capture_default_str();
   send->add_option("--retry-interval", sa.retry_interval, "seconds before a retry (doubles each try)")
@@ -187,11 +214,14 @@ int main(int argc, char** argv) {
     if (*daemon) {
       mopts.spool = spool_dir;
       mopts.ecm = !no_ecm;
-      return run_daemon(agent_opts.build(true), mopts);
+      return run_daemon(agent_opts.build(true), mopts, t38_listen);
     }
     fax::job_queue q(spool_dir / "queue.db");
     if (*send) {
-      if (!protocol::valid_user_id(sa.to)) throw std::runtime_error("invalid user ID '" + sa.to + "'");
+      if (!fax::raw_t38_address(sa.to) && !protocol::valid_user_id(sa.to)) {
+        throw std::runtime_error("invalid destination '" + sa.to +
+                                 "': a user ID or t38:HOST:PORT");
+      }
       const auto [doc, pages] = prepare_document(spool_dir, sa);
       fax::job_request r;
       r.to = sa.to;

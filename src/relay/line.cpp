@@ -392,8 +392,10 @@ awaitable<void> line::on(const p::reject& m) {
   auto caller = session_->caller;
   detach_session();
   set_state(line_state::vacant);
+  // Codes an agent may choose and the caller sees as they are; any other code becomes REJECTED.
   const bool passed = m.code == error_code::unknown_service ||
-                      m.code == error_code::service_unavailable;
+                      m.code == error_code::service_unavailable ||
+                      m.code == error_code::target_busy;
   const error_code code = passed ? m.code : error_code::rejected;
   if (caller) {
     // A named local: GCC 12 destroys a conditional's temporary inside co_await twice.

@@ -3,7 +3,8 @@
 # for bob (each on its own spool). `switchboard-fax send --to bob --wait` at alice exits 0, bob's
 # `inbox` lists the fax from alice, alice's `jobs` shows it done. Then a multi-page job is queued,
 # alice's daemon is killed (SIGKILL) while the job is queued or running, and a restarted daemon on
-# the same spool finishes it.
+# the same spool finishes it. Then a fax to a raw T.38/TCP address that is `switchboard forward
+# bob:fax`, and one to bob's own raw T.38/TCP listener (--t38-listen), outside the relay.
 #   $1 switchboard-relay, $2 switchboard, $3 switchboard-fax
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -29,9 +30,10 @@ fax() {
 logins_of() { grep -cE "$1/line#[0-9]+: logged in from" "$WORK/relay.log" 2>/dev/null || true; }
 start_fax_daemon() {
   local name=$1 user=$2 before
+  shift 2
   before=$(logins_of "$user")
   start_bg "$name" fax "$BG_LIMIT" "$user" daemon "${SB_CONN[@]}" --user "$user" \
-    --password-file "$WORK/pw/$user" --ident "+1 555 $user"
+    --password-file "$WORK/pw/$user" --ident "+1 555 $user" "$@"
   _daemon_in() {
     bg_running "$name" || fail "daemon '$name' exited during start-up"
     (($(logins_of "$user") > before))
@@ -39,6 +41,9 @@ start_fax_daemon() {
   wait_for 30 "$user's fax daemon to log in" _daemon_in
   log "fax daemon '$name' of $user logged in"
 }
+
+# add_user_live USER PASSWORD: a user added while the relay runs (the store is shared, WAL).
+add_user_live() { add_user "$DATA" "$1" "$2"; }
 
 # Documents: grayscale PNGs without pHYs (scaled to the fax width), a different pattern each.
 "$PYTHON" - "$WORK" <<'EOF'
@@ -98,7 +103,38 @@ _two() { _inbox_has 1 && (($(grep -cE "	alice	" "$WORK/inbox.out") >= 2)); }
 wait_for 20 "bob's inbox to list the second fax" _two
 log "job $JOB2 resumed by the restarted daemon and done ($state at the kill)"
 
-stop_bg alice2 || fail "alice's daemon exited with status $? on SIGTERM (expected 0)"
+# --- a raw T.38/TCP address through `switchboard forward bob:fax` ------------------------------
+# alice's daemon places the fax to a plain T.38/TCP address; that address is a forwarded port
+# whose agent (a call-only instance of carol) calls bob:fax through the relay.
+add_user_live carol carol-pw
+FWD_PORT=$(free_port)
+start_agent fwd carol forward bob:fax --listen "127.0.0.1:$FWD_PORT"
+wait_log fwd "forwarding 127.0.0.1:$FWD_PORT to bob:fax" 10
+out=$(fax 120 alice send --to "t38:127.0.0.1:$FWD_PORT" --wait --retry-interval 1 "$WORK/page2.png" \
+  2>>"$WORK/send.log") || fail "send to t38:127.0.0.1:$FWD_PORT (forward bob:fax) exited with $?"
+_three() { fax 30 bob inbox >"$WORK/inbox.out" && (($(grep -cE "	carol	.*	1	fine	" "$WORK/inbox.out") >= 1)); }
+wait_for 20 "bob's inbox to list the fax that came through carol's forward" _three
+log "a raw T.38/TCP call into 'switchboard forward bob:fax' reached bob's fax machine"
+stop_agent fwd
+
+# --- bob's raw T.38/TCP listener, outside the relay ----------------------------------------------
 stop_bg bob || fail "bob's daemon exited with status $? on SIGTERM (expected 0)"
+start_fax_daemon bob2 bob --t38-listen 127.0.0.1:0
+wait_log bob2 "accepting raw T.38/TCP calls on 127.0.0.1:[0-9]+" 10
+RAW_PORT=$(grep -oE "accepting raw T.38/TCP calls on 127.0.0.1:[0-9]+" "$WORK/bob2.log" | grep -oE "[0-9]+$")
+out=$(fax 120 alice send --to "t38:127.0.0.1:$RAW_PORT" --wait --retry-interval 1 "$WORK/page3.png" \
+  2>>"$WORK/send.log") || fail "send to bob's raw T.38 listener exited with $?"
+_four() { fax 30 bob inbox >"$WORK/inbox.out" && grep -qE "	t38:127.0.0.1:[0-9]+	.*	1	fine	" "$WORK/inbox.out"; }
+wait_for 20 "bob's inbox to list the raw T.38 fax" _four
+log "a raw T.38/TCP call from alice's daemon reached bob's --t38-listen"
+
+# Bad destinations are refused before anything is queued.
+if fax 30 alice send --to "t38:nohost" "$WORK/page0.png" 2>"$WORK/bad.err"; then
+  fail "send --to t38:nohost was accepted"
+fi
+grep -q "t38:nohost\|nohost" "$WORK/bad.err" || fail "no clear error for t38:nohost: $(cat "$WORK/bad.err")"
+
+stop_bg alice2 || fail "alice's daemon exited with status $? on SIGTERM (expected 0)"
+stop_bg bob2 || fail "bob's daemon exited with status $? on SIGTERM (expected 0)"
 stop_relay relay
 log "PASS"

@@ -30,12 +30,14 @@ using rt::relay_env;
 // One software fax machine: an agent for `user`, its spool, its queue and its worker.
 struct machine {
   machine(relay_env& env, const std::string& user, asio::thread_pool& pool,
-          std::chrono::milliseconds call_timeout = 60s) {
+          std::chrono::milliseconds call_timeout = 60s, bool ecm = true) {
     opts.spool = fs::path(spool_dir.path());
     opts.ident = "+1 555 " + user;
     opts.call_timeout = call_timeout;
+    opts.ecm = ecm;
     a = env.make_agent(user);
-    a->set_incoming(fax_receiver(opts, pool));
+    rx = std::make_shared<receiver>(opts, pool);
+    a->set_incoming(rx->handler());
     queue = std::make_shared<job_queue>(opts.spool / "queue.db");
   }
   void start_worker(relay_env& env) {
@@ -68,6 +70,7 @@ struct machine {
   test::temp_dir spool_dir;
   machine_options opts;
   std::shared_ptr<agent::agent> a;
+  std::shared_ptr<receiver> rx;
   std::shared_ptr<job_queue> queue;
   std::shared_ptr<queue_worker> worker;
 };
@@ -82,28 +85,36 @@ class Machine : public ::testing::Test {
     for (auto* m : machines_) m->stop_worker();
   }
 
-  machine& make_machine(const std::string& user, std::chrono::milliseconds timeout = 60s) {
-    owned_.push_back(std::make_unique<machine>(env_, user, pool_, timeout));
+  machine& make_machine(const std::string& user, std::chrono::milliseconds timeout = 60s,
+                        bool ecm = true) {
+    owned_.push_back(std::make_unique<machine>(env_, user, pool_, timeout, ecm));
     machines_.push_back(owned_.back().get());
     return *owned_.back();
   }
 
-  // A TIFF-F of `pages` distinct pages (fine resolution).
-  std::string make_document(int pages) {
-    const std::string pdf = docs_ / ("doc" + std::to_string(pages) + ".pdf");
-    const std::string tif = docs_ / ("doc" + std::to_string(pages) + ".tif");
+  // A TIFF-F of `pages` distinct pages.
+  std::string make_document(int pages, resolution res = resolution::fine) {
+    const std::string stem =
+        "doc" + std::to_string(pages) + (res == resolution::fine ? "f" : "s");
+    const std::string pdf = docs_ / (stem + ".pdf");
+    const std::string tif = docs_ / (stem + ".tif");
     test::write_pdf(pdf, pages);
-    EXPECT_EQ(to_tiff_f(pdf, tif, resolution::fine), pages);
+    EXPECT_EQ(to_tiff_f(pdf, tif, res), pages);
     return tif;
   }
 
-  // Checks bob's single inbox entry against pages [first, first + count) of `source`.
+  // Checks bob's single inbox entry against pages [first, first + count) of `source`. A sender
+  // ending in ':' matches as a prefix (a raw T.38 peer is named by its address and port).
   static void expect_inbox(const machine& rx, const std::string& sender, const std::string& source,
                            int first, int count) {
     const auto entries = list_inbox(rx.opts.spool);
     ASSERT_EQ(entries.size(), 1u);
     const auto& e = entries.front();
-    EXPECT_EQ(e.sender, sender);
+    if (sender.ends_with(':')) {
+      EXPECT_TRUE(e.sender.starts_with(sender)) << e.sender;
+    } else {
+      EXPECT_EQ(e.sender, sender);
+    }
     EXPECT_EQ(e.pages, count);
     const fs::path dir = rx.opts.spool / "inbox" / e.id;
     const std::string tif = (dir / "fax.tif").string();
@@ -117,10 +128,10 @@ class Machine : public ::testing::Test {
     EXPECT_TRUE(fs::exists(dir / "page1.png"));
   }
 
-  void send_and_check(int pages) {
-    const std::string doc = make_document(pages);
-    auto& alice = make_machine("alice");
-    auto& bob = make_machine("bob");
+  void send_and_check(int pages, bool ecm = true, resolution res = resolution::fine) {
+    const std::string doc = make_document(pages, res);
+    auto& alice = make_machine("alice", 60s, ecm);
+    auto& bob = make_machine("bob", 60s, ecm);
     std::int64_t id = 0;
     env_.run(
         [&]() -> awaitable<void> {
@@ -140,6 +151,10 @@ class Machine : public ::testing::Test {
     EXPECT_EQ(j.pages_confirmed, pages);
     EXPECT_EQ(j.tries, 1);
     expect_inbox(bob, "alice", doc, 0, pages);
+    const auto entry = list_inbox(bob.opts.spool).front();
+    EXPECT_EQ(entry.ecm, ecm);
+    EXPECT_EQ(entry.coding, ecm ? "MMR" : "MR");
+    EXPECT_EQ(entry.resolution, res == resolution::fine ? "fine" : "standard");
     EXPECT_NE(alice.log().find("SEND\t" + std::to_string(id) + "\tbob\t"), std::string::npos)
         << alice.log();
     EXPECT_NE(bob.log().find("RECV\t"), std::string::npos) << bob.log();
@@ -159,6 +174,18 @@ TEST_F(Machine, OnePageJobIsRelayedIntoTheInbox) {
 
 TEST_F(Machine, TenPageJobIsRelayedIntoTheInbox) {
   send_and_check(10);
+}
+
+TEST_F(Machine, TenPageJobWithoutEcmAtStandardResolution) {
+  send_and_check(10, /*ecm=*/false, resolution::standard);
+}
+
+TEST_F(Machine, OnePageJobWithoutEcmAtFineResolution) {
+  send_and_check(1, /*ecm=*/false, resolution::fine);
+}
+
+TEST_F(Machine, OnePageJobWithEcmAtStandardResolution) {
+  send_and_check(1, /*ecm=*/true, resolution::standard);
 }
 
 TEST_F(Machine, OfflineReceiverSleepsThenCompletesWhenOnline) {
@@ -281,6 +308,150 @@ TEST_F(Machine, GarbageInsteadOfT38EndsTheTryWithAnError) {
       << to_string(j.state);
   EXPECT_FALSE(j.last_error.empty());
   EXPECT_EQ(j.pages_confirmed, 0);
+}
+
+// --- busy receiver, raw T.38/TCP peers outside the relay ----------------------------------
+
+// A listener for raw T.38/TCP calls of machine `m` on 127.0.0.1:0; returns its endpoint.
+tcp::endpoint listen_raw(relay_env& env, machine& m, std::shared_ptr<tcp::acceptor>& acceptor) {
+  acceptor = std::make_shared<tcp::acceptor>(env.io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  asio::co_spawn(
+      env.io, [rx = m.rx, acc = acceptor] { return rx->listen(*acc); },
+      asio::detached);
+  return acceptor->local_endpoint();
+}
+
+TEST_F(Machine, BusyReceiverMakesTheJobSleepThenItIsSent) {
+  const std::string doc = make_document(1);
+  auto& alice = make_machine("alice");
+  auto& bob = make_machine("bob", 5s);  // max_calls 1 (the default)
+  std::shared_ptr<tcp::acceptor> acceptor;
+  const auto raw_ep = listen_raw(env_, bob, acceptor);
+  std::int64_t id = 0;
+  env_.run(
+      [&]() -> awaitable<void> {
+        co_await rt::start_and_settle(alice.a, 1);
+        co_await rt::start_and_settle(bob.a, 1);
+        // A raw T.38 caller that says nothing holds bob's only call.
+        tcp::socket holder(env_.io);
+        co_await holder.async_connect(raw_ep, use_awaitable);
+        CO_WAIT_UNTIL(bob.rx->active_calls() == 1, 10s);
+        alice.start_worker(env_);
+        id = alice.submit("bob", doc, 1, /*max_tries=*/5, /*retry_interval_s=*/1);
+        CO_WAIT_UNTIL(alice.get(id).state == job_state::sleeping, 10s);
+        const job first = alice.get(id);
+        EXPECT_NE(first.last_error.find("TARGET_BUSY"), std::string::npos) << first.last_error;
+        EXPECT_NE(first.last_error.find("on another call"), std::string::npos) << first.last_error;
+        holder.close();  // bob's held call ends, the retry gets through
+        CO_WAIT_UNTIL(finished(alice.get(id).state), 60s);
+        CO_WAIT_UNTIL(list_inbox(bob.opts.spool).size() == 1, 30s);
+      },
+      120s);
+  acceptor->close();
+  const job j = alice.get(id);
+  EXPECT_EQ(j.state, job_state::done) << j.last_error;
+  EXPECT_GE(j.tries, 2);
+  expect_inbox(bob, "alice", doc, 0, 1);
+}
+
+// A standard T.38-over-TCP terminal (spandsp over a plain socket, no relay, no agent) calls the
+// fax machine's raw listener.
+TEST_F(Machine, RawT38CallerIsReceivedIntoTheInbox) {
+  const std::string doc = make_document(3);
+  auto& bob = make_machine("bob");
+  std::shared_ptr<tcp::acceptor> acceptor;
+  const auto raw_ep = listen_raw(env_, bob, acceptor);
+  fax_result sent;
+  env_.run(
+      [&]() -> awaitable<void> {
+        tcp::socket socket(env_.io);
+        co_await socket.async_connect(raw_ep, use_awaitable);
+        tcp_byte_stream stream(socket);
+        call_options o;
+        o.direction = role::send;
+        o.tx_file = doc;
+        o.local_ident = "+1 555 0100";
+        sent = co_await run_t38_call(stream, o);
+        socket.close();
+        CO_WAIT_UNTIL(list_inbox(bob.opts.spool).size() == 1, 30s);
+      },
+      60s);
+  acceptor->close();
+  EXPECT_TRUE(sent.success) << sent.error;
+  EXPECT_EQ(sent.pages_confirmed, 3);
+  expect_inbox(bob, "t38:127.0.0.1:", doc, 0, 3);
+  EXPECT_EQ(list_inbox(bob.opts.spool).front().remote_ident, "+1 555 0100");
+}
+
+// The queue places a job to "t38:HOST:PORT": a standard T.38-over-TCP terminal answers there.
+TEST_F(Machine, JobToRawT38AddressIsSentOutsideTheRelay) {
+  const std::string doc = make_document(2);
+  auto& alice = make_machine("alice");
+  tcp::acceptor acceptor(env_.io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const auto port = acceptor.local_endpoint().port();
+  test::temp_dir out;
+  const std::string rx_file = (fs::path(out.path()) / "rx.tif").string();
+  fax_result received;
+  std::int64_t id = 0;
+  env_.run(
+      [&]() -> awaitable<void> {
+        co_await rt::start_and_settle(alice.a, 1);
+        alice.start_worker(env_);
+        id = alice.submit("t38:127.0.0.1:" + std::to_string(port), doc, 2);
+        tcp::socket socket = co_await acceptor.async_accept(use_awaitable);
+        tcp_byte_stream stream(socket);
+        call_options o;
+        o.direction = role::receive;
+        o.rx_file = rx_file;
+        o.local_ident = "+1 555 0199";
+        received = co_await run_t38_call(stream, o);
+        CO_WAIT_UNTIL(finished(alice.get(id).state), 30s);
+      },
+      60s);
+  const job j = alice.get(id);
+  EXPECT_EQ(j.state, job_state::done) << j.last_error;
+  EXPECT_EQ(j.pages_confirmed, 2);
+  EXPECT_TRUE(received.success) << received.error;
+  EXPECT_EQ(received.remote_ident, "+1 555 alice");
+  ASSERT_EQ(tiff_page_count(rx_file), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(same_pixels(decode_tiff_page(rx_file, i), decode_tiff_page(doc, i))) << i;
+  }
+  EXPECT_NE(alice.log().find("SEND\t" + std::to_string(id) + "\tt38:127.0.0.1:"), std::string::npos)
+      << alice.log();
+}
+
+TEST_F(Machine, UnreachableRawT38AddressSleepsAndNamesTheError) {
+  const std::string doc = make_document(1);
+  auto& alice = make_machine("alice");
+  std::uint16_t closed_port = 0;
+  {
+    tcp::acceptor probe(env_.io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    closed_port = probe.local_endpoint().port();
+  }
+  std::int64_t id = 0;
+  env_.run(
+      [&]() -> awaitable<void> {
+        co_await rt::start_and_settle(alice.a, 1);
+        alice.start_worker(env_);
+        id = alice.submit("t38:127.0.0.1:" + std::to_string(closed_port), doc, 1, 3, 60);
+        CO_WAIT_UNTIL(alice.get(id).state == job_state::sleeping, 10s);
+      },
+      30s);
+  const job j = alice.get(id);
+  EXPECT_EQ(j.tries, 1);
+  EXPECT_NE(j.last_error.find("cannot connect to t38:127.0.0.1:"), std::string::npos)
+      << j.last_error;
+}
+
+TEST(RawT38Address, ParsesOnlyTheT38Form) {
+  EXPECT_FALSE(raw_t38_address("bob"));
+  const auto a = raw_t38_address("t38:127.0.0.1:4000");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 4000);
+  EXPECT_EQ(raw_t38_address("t38:[::1]:9")->host, "::1");
+  EXPECT_THROW(raw_t38_address("t38:nohost"), std::invalid_argument);
 }
 
 }  // namespace

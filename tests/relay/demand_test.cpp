@@ -169,6 +169,32 @@ TEST(Demand, RawRejectGivesTheCallerRejectedWithTheReason) {
   });
 }
 
+// docs/protocol.md §5 step 2: TARGET_BUSY, UNKNOWN_SERVICE and SERVICE_UNAVAILABLE from the target
+// reach the caller as they are; any other code (here NOT_ALLOWED, which only the relay decides)
+// becomes REJECTED.
+TEST(Demand, AgentChosenCodesPassOthersBecomeRejected) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await raw_client::connect(env.endpoint);
+    co_await bob.login("bob", password_of("bob"));
+    auto alice = co_await raw_client::connect(env.endpoint);
+    co_await alice.login("alice", password_of("alice"));
+    const std::pair<err, err> cases[] = {{err::target_busy, err::target_busy},
+                                         {err::unknown_service, err::unknown_service},
+                                         {err::service_unavailable, err::service_unavailable},
+                                         {err::not_allowed, err::rejected}};
+    for (const auto& [sent, seen] : cases) {
+      const p::demand d("bob", "fax");
+      co_await alice.send(d);
+      const auto in = co_await bob.expect<p::incoming>();
+      const p::reject no(in.session, sent, "on another call");
+      co_await bob.send(no);
+      const auto fail = co_await alice.expect_fail(seen);
+      EXPECT_EQ(fail.message, "on another call");
+    }
+  });
+}
+
 TEST_P(Demand, UnexposedServiceIsUnknownService) {
   relay_env env(GetParam());
   env.run([&]() -> awaitable<void> {
