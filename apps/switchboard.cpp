@@ -10,49 +10,12 @@
 
 #include "agent/bridge.hpp"
 #include "agent/config_file.hpp"
+#include "agent_cli.hpp"
 #include "cli_common.hpp"
 
 using namespace switchboard;
 
 namespace {
-
-struct cli_options {
-  std::string config, relay, user, password_file, fingerprint, ca, log_level = "info";
-  bool plaintext = false;
-  int keepalive_ms = 0;
-  int vacant_lines = 0;
-};
-
-agent::agent_config build_config(const cli_options& o, bool allow_stdin_password) {
-  agent::agent_config c;
-  if (!o.config.empty()) c = agent::load_agent_config(o.config, c);
-  auto& a = c.options;
-  if (!o.relay.empty()) {
-    const auto hp = net::parse_host_port(o.relay);
-    a.relay_host = hp.host;
-    a.relay_port = hp.port;
-  }
-  if (!o.user.empty()) a.user = o.user;
-  if (!o.password_file.empty()) c.password_file = o.password_file;
-  if (!o.fingerprint.empty()) a.tls.fingerprint = o.fingerprint;
-  if (!o.ca.empty()) a.tls.ca_file = o.ca;
-  if (o.plaintext) a.plaintext = true;
-  if (o.keepalive_ms > 0) a.keepalive = std::chrono::milliseconds(o.keepalive_ms);
-  if (o.vacant_lines > 0) a.vacant_lines = static_cast<std::size_t>(o.vacant_lines);
-  if (a.user.empty()) throw std::runtime_error("no user ID: give --user or 'user' in the config");
-  if (!a.plaintext && a.tls.fingerprint.empty() && a.tls.ca_file.empty()) {
-    throw std::runtime_error(
-        "cannot check the relay: give --fingerprint (see 'switchboard-relay fingerprint'), --ca, "
-        "or --plaintext if the relay runs with --plaintext");
-  }
-  if (!a.plaintext && !a.tls.fingerprint.empty() && !a.tls.ca_file.empty()) {
-    throw std::runtime_error("give --fingerprint or --ca, not both");
-  }
-  a.tls.server_name = a.relay_host;
-  a.password = cli::read_password(c.password_file, allow_stdin_password,
-                                  "Password for " + a.user + ": ");
-  return c;
-}
 
 // Runs the long-lived agent: services, forwards, reconnecting forever until SIGINT/SIGTERM.
 int run_agent(const agent::agent_config& c) {
@@ -123,19 +86,8 @@ int run_once(agent::agent_options opts, F body) {
 int main(int argc, char** argv) {
   CLI::App app{"switchboard: device agent for the Switchboard relay"};
   app.require_subcommand(1);
-  cli_options o;
-  app.add_option("--config", o.config, "TOML configuration file")->check(CLI::ExistingFile);
-  app.add_option("--relay", o.relay, "relay HOST:PORT");
-  app.add_option("--user", o.user, "this device's user ID");
-  app.add_option("--password-file", o.password_file,
-                 "read the password from this file (else $SWITCHBOARD_PASSWORD, else stdin)");
-  app.add_option("--fingerprint", o.fingerprint, "relay certificate SHA-256 fingerprint to pin");
-  app.add_option("--ca", o.ca, "CA file to verify the relay's certificate with");
-  app.add_flag("--plaintext", o.plaintext, "no TLS (the relay must run with --plaintext too)");
-  app.add_option("--keepalive-ms", o.keepalive_ms, "keep-alive interval to ask for (default 25000)");
-  app.add_option("--vacant-lines", o.vacant_lines, "vacant lines to keep ready (default 2)");
-  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, off")
-      ->capture_default_str();
+  cli::agent_cli o;
+  o.add_to(app);
 
   auto* agent_cmd = app.add_subcommand("agent", "stay logged in: serve [services], run [[forward]]s");
   auto* expose_cmd = app.add_subcommand("expose", "serve local services to callers");
@@ -156,7 +108,7 @@ int main(int argc, char** argv) {
   try {
     cli::setup_logging(o.log_level);
     const bool is_pipe = pipe_cmd->parsed();
-    auto cfg = build_config(o, !is_pipe);
+    auto cfg = o.build(!is_pipe);
     if (*agent_cmd) return run_agent(cfg);
     if (*expose_cmd) {
       for (const auto& s : specs) cfg.services.insert(agent::parse_service_spec(s));
