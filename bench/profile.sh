@@ -26,7 +26,7 @@ for a in "$@"; do
     *) echo "profile.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
-B=$ROOT/build/release
+B=${SB_BUILD_DIR:-$ROOT/build/release}  # SB_BUILD_DIR: use another build tree
 LOAD=$B/bench/sb_load RELAY=$B/apps/switchboard-relay SB=$B/apps/switchboard
 for x in "$LOAD" "$RELAY" "$SB"; do [[ -x $x ]] || { echo "profile.sh: build first: $x" >&2; exit 2; }; done
 W=$(mktemp -d /tmp/sb-profile.XXXXXX)

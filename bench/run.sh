@@ -101,7 +101,7 @@ install_peers() {
 if [[ -x /usr/bin/python3 ]]; then PY=/usr/bin/python3; else PY=$(command -v python3) || {
   echo "run.sh: python3 is required" >&2; exit 2; }; fi
 
-BUILD_DIR=$ROOT/build/release
+BUILD_DIR=${SB_BUILD_DIR:-$ROOT/build/release}  # SB_BUILD_DIR: use another (already built) tree
 if [[ $BUILD -eq 1 ]]; then
   log "building release: sb_load switchboard switchboard-relay"
   (cd "$ROOT" && cmake --preset release >/dev/null && \
