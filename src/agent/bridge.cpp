@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <memory>
 #include <vector>
 
 namespace switchboard::agent {
@@ -10,13 +11,50 @@ namespace switchboard::agent {
 namespace {
 constexpr std::size_t copy_chunk = 64 * 1024;
 
+// The copy buffers of bridge(): copy_chunk bytes each, never zero-filled, and recycled through a
+// small per-thread free list, so a new session neither memsets nor faults in fresh heap pages
+// (64 KiB is below glibc's mmap threshold: freeing two of them trimmed the heap, and the next
+// session grew it again). Memory stays bounded: in use, two buffers per live bridge (as before);
+// kept free, at most max_free_buffers per thread. A buffer may be returned on any thread.
+class copy_buffer {
+ public:
+  copy_buffer() : data_(take()) {}
+  copy_buffer(const copy_buffer&) = delete;
+  copy_buffer& operator=(const copy_buffer&) = delete;
+  ~copy_buffer() {
+    auto& list = free_list();
+    if (list.size() < max_free_buffers) list.push_back(std::move(data_));
+  }
+
+  std::uint8_t* data() const { return data_.get(); }
+  static constexpr std::size_t size() { return copy_chunk; }
+
+ private:
+  static constexpr std::size_t max_free_buffers = 16;  // 1 MiB per thread at most
+
+  static std::vector<std::unique_ptr<std::uint8_t[]>>& free_list() {
+    thread_local std::vector<std::unique_ptr<std::uint8_t[]>> list;
+    return list;
+  }
+  static std::unique_ptr<std::uint8_t[]> take() {
+    auto& list = free_list();
+    if (list.empty()) return std::make_unique_for_overwrite<std::uint8_t[]>(copy_chunk);
+    auto b = std::move(list.back());
+    list.pop_back();
+    return b;
+  }
+
+  std::unique_ptr<std::uint8_t[]> data_;  // owned; never null
+};
+
 // local -> session; ends with EOF to the peer when the local side half-closes.
 template <typename Source>
 awaitable<std::uint64_t> upstream(Source& src, session& s) {
-  std::vector<std::uint8_t> buf(copy_chunk);
+  const copy_buffer buf;
   std::uint64_t total = 0;
   for (;;) {
-    auto [ec, n] = co_await src.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
+    auto [ec, n] = co_await src.async_read_some(asio::buffer(buf.data(), buf.size()),
+                                                asio::as_tuple(use_awaitable));
     if (n > 0) {
       co_await s.write(asio::buffer(buf.data(), n));
       total += n;
@@ -31,10 +69,10 @@ awaitable<std::uint64_t> upstream(Source& src, session& s) {
 // session -> local; half-closes the local side when the peer sent EOF.
 template <typename Sink, typename Shutdown>
 awaitable<std::uint64_t> downstream(session& s, Sink& sink, Shutdown shutdown_sink) {
-  std::vector<std::uint8_t> buf(copy_chunk);
+  const copy_buffer buf;
   std::uint64_t total = 0;
   for (;;) {
-    const std::size_t n = co_await s.read_some(asio::buffer(buf));
+    const std::size_t n = co_await s.read_some(asio::buffer(buf.data(), buf.size()));
     if (n == 0) {
       // EOF keeps the other direction going; a terminated session ends both at once.
       if (const auto t = s.terminated()) {
