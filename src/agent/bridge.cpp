@@ -4,6 +4,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace switchboard::agent {
@@ -126,23 +127,56 @@ awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
   co_return co_await join(s, upstream(in, s), std::move(down));
 }
 
+namespace {
+// The services of expose_services() with their addresses, resolved on a service's first call and
+// kept: the address is local and static configuration, and resolving on every call cost a
+// resolver-thread round trip and a getaddrinfo() per session. A failed resolution is not kept
+// (the next call tries again); a failed connect drops the kept address, so a name whose address
+// changed is resolved afresh. Shared by every copy of the handler; used on the agent's executor.
+struct service_table {
+  struct entry {
+    net::host_port where;
+    std::optional<tcp::resolver::results_type> resolved;
+  };
+  std::map<std::string, entry> services;
+};
+}  // namespace
+
 incoming_handler expose_services(std::map<std::string, net::host_port> services) {
-  return [services = std::move(services)](incoming_call call) -> awaitable<answer> {
-    const auto it = services.find(call.service);
-    if (it == services.end()) {
+  auto table = std::make_shared<service_table>();
+  for (auto& [name, where] : services) table->services[name].where = std::move(where);
+  return [table](incoming_call call) -> awaitable<answer> {
+    const auto tbl = table;  // on the frame: the handler object may be replaced during the call
+    const auto it = tbl->services.find(call.service);
+    if (it == tbl->services.end()) {
       co_return answer::reject(protocol::error_code::unknown_service,
                                "no service '" + call.service + "' here");
     }
     const auto ex = co_await asio::this_coro::executor;
     auto socket = std::make_shared<tcp::socket>(ex);
-    try {
+    auto& e = it->second;  // map nodes are stable; tbl keeps the table alive
+    std::string failure;
+    if (!e.resolved) {
       tcp::resolver resolver(ex);
-      const auto eps = co_await resolver.async_resolve(
-          it->second.host, std::to_string(it->second.port), use_awaitable);
-      co_await asio::async_connect(*socket, eps, use_awaitable);
-    } catch (const boost::system::system_error& e) {
+      auto [ec, eps] = co_await resolver.async_resolve(e.where.host, std::to_string(e.where.port),
+                                                       asio::as_tuple(use_awaitable));
+      if (ec) {
+        failure = "cannot resolve '" + e.where.host + "': " + ec.message();
+      } else {
+        e.resolved = std::move(eps);
+      }
+    }
+    if (failure.empty()) {
+      const auto eps = *e.resolved;  // a copy: another call may drop the kept one meanwhile
+      auto [ec, ep] = co_await asio::async_connect(*socket, eps, asio::as_tuple(use_awaitable));
+      if (ec) {
+        failure = ec.message();
+        e.resolved.reset();
+      }
+    }
+    if (!failure.empty()) {
       co_return answer::reject(protocol::error_code::service_unavailable,
-                               "service '" + call.service + "' unreachable: " + e.code().message());
+                               "service '" + call.service + "' unreachable: " + failure);
     }
     answer a;
     a.serve = [socket, call](session s) -> awaitable<void> {
