@@ -48,14 +48,17 @@ class copy_buffer {
   std::unique_ptr<std::uint8_t[]> data_;  // owned; never null
 };
 
-// local -> session; ends with EOF to the peer when the local side half-closes.
+// local -> session; ends with EOF to the peer when the local side half-closes. Also ends, without
+// an error, once the session has ended (downstream() then cancels a pending local read).
 template <typename Source>
 awaitable<std::uint64_t> upstream(Source& src, session& s) {
   const copy_buffer buf;
   std::uint64_t total = 0;
   for (;;) {
+    if (s.terminated()) co_return total;  // checked before each read: no read starts after the end
     auto [ec, n] = co_await src.async_read_some(asio::buffer(buf.data(), buf.size()),
                                                 asio::as_tuple(use_awaitable));
+    if (s.terminated()) co_return total;  // what was read has nowhere to go
     if (n > 0) {
       co_await s.write(asio::buffer(buf.data(), n));
       total += n;
@@ -67,18 +70,21 @@ awaitable<std::uint64_t> upstream(Source& src, session& s) {
   co_return total;
 }
 
-// session -> local; half-closes the local side when the peer sent EOF.
-template <typename Sink, typename Shutdown>
-awaitable<std::uint64_t> downstream(session& s, Sink& sink, Shutdown shutdown_sink) {
+// session -> local; half-closes the local side when the peer sent EOF. When the session ends (the
+// peer's TERMINATE, its normal end as well as a lost peer) it stops upstream() with
+// `stop_source` (which cancels a pending local read) and returns: the session is over, not failed.
+template <typename Sink, typename Shutdown, typename Stop>
+awaitable<std::uint64_t> downstream(session& s, Sink& sink, Shutdown shutdown_sink,
+                                    Stop stop_source) {
   const copy_buffer buf;
   std::uint64_t total = 0;
   for (;;) {
     const std::size_t n = co_await s.read_some(asio::buffer(buf.data(), buf.size()));
     if (n == 0) {
-      // EOF keeps the other direction going; a terminated session ends both at once.
-      if (const auto t = s.terminated()) {
-        throw boost::system::system_error(asio::error::connection_reset,
-                                          "session ended: " + t->message);
+      // EOF keeps the other direction going; an ended session ends both at once.
+      if (s.terminated()) {
+        stop_source();
+        co_return total;
       }
       break;
     }
@@ -89,6 +95,9 @@ awaitable<std::uint64_t> downstream(session& s, Sink& sink, Shutdown shutdown_si
   co_return total;
 }
 
+// Runs both directions to their ends, then closes the session: OK after a normal end, nothing to
+// send if the session already ended (close() returns at once), SERVICE_UNAVAILABLE with the reason
+// if the local side failed.
 template <typename Up, typename Down>
 awaitable<bridge_totals> join(session& s, Up up, Down down) {
   using namespace asio::experimental::awaitable_operators;
@@ -98,7 +107,8 @@ awaitable<bridge_totals> join(session& s, Up up, Down down) {
     auto [sent, received] = co_await (std::move(up) && std::move(down));
     t = {sent, received};
   } catch (const std::exception& e) {
-    failure = e.what();
+    // A session ending while a write to it was under way surfaces here too; that is no failure.
+    if (!s.terminated()) failure = e.what();
   }
   if (failure.empty()) {
     co_await s.close();
@@ -111,19 +121,31 @@ awaitable<bridge_totals> join(session& s, Up up, Down down) {
 
 awaitable<bridge_totals> bridge(session s, tcp::socket local) {
   local.set_option(tcp::no_delay(true));
-  auto down = downstream(s, local, [&local] {
+  // Named locals (GCC 12 coroutine rule); both refer to `local`, which outlives join().
+  auto shutdown_local = [&local] {
     error_code ignored;
     local.shutdown(tcp::socket::shutdown_send, ignored);
-  });
+  };
+  auto stop_local = [&local] {
+    error_code ignored;
+    local.cancel(ignored);
+  };
+  auto down = downstream(s, local, shutdown_local, stop_local);
   co_return co_await join(s, upstream(local, s), std::move(down));
 }
 
 awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
                                 asio::posix::stream_descriptor out) {
-  auto down = downstream(s, out, [&out] {
+  // Named locals (GCC 12 coroutine rule); they refer to `in` and `out`, which outlive join().
+  auto close_out = [&out] {
     error_code ignored;
     out.close(ignored);
-  });
+  };
+  auto stop_in = [&in] {
+    error_code ignored;
+    in.cancel(ignored);
+  };
+  auto down = downstream(s, out, close_out, stop_in);
   co_return co_await join(s, upstream(in, s), std::move(down));
 }
 
