@@ -71,6 +71,10 @@ awaitable<void> agent_line::run() {
   }
   const bool was_logged_in = logged_in_;
   if (current_ && !current_->ended) current_->ended = termination{error_code::peer_lost, error_};
+  // The session's handle keeps the line alive (session_core::line); dropping the line's side of
+  // that link here breaks the cycle line -> session -> line, so both are freed once the
+  // application lets go of the handle. A handle of a dead line reads 0 and sees `ended`.
+  current_.reset();
   state_ = line_state::dead;
   close();
   reply_ready_.set();
