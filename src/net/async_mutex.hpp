@@ -2,14 +2,16 @@
 // holds the line's mutex for exactly one frame.
 //
 // Invariants: `locked_` is true while an owner exists; ownership passes directly from unlock() to
-// the oldest waiter (no barging). An idle mutex owns no heap memory. Not thread-safe: all users
+// the oldest waiter (no barging). Waiters park on a wake_channel made at the first contention
+// (with the waiter's executor) and kept; a mutex never contended owns no heap memory. A lock()
+// whose wait is cancelled throws operation_aborted and owns nothing. Not thread-safe: all users
 // run on the same executor.
 #pragma once
 
-#include <list>
 #include <memory>
 
 #include "net/asio.hpp"
+#include "net/wake_channel.hpp"
 
 namespace switchboard::net {
 
@@ -34,35 +36,24 @@ class async_mutex {
       locked_ = true;
       co_return guard(this);
     }
-    auto ex = co_await asio::this_coro::executor;
-    auto w = std::make_shared<waiter>(ex);
-    waiters_.push_back(w);
-    co_await w->timer.async_wait(asio::as_tuple(use_awaitable));
-    // Only unlock() wakes a waiter, and it hands ownership over before doing so.
+    if (!parked_) parked_ = std::make_unique<wake_channel>(co_await asio::this_coro::executor, 0);
+    auto [ec] = co_await parked_->async_receive(asio::as_tuple(use_awaitable));
+    // Success: unlock() handed ownership over (locked_ stayed true). Otherwise the wait was
+    // cancelled and this waiter left the queue without owning.
+    if (ec) throw boost::system::system_error(asio::error::operation_aborted);
     co_return guard(this);
   }
 
   bool locked() const { return locked_; }
 
  private:
-  struct waiter {
-    explicit waiter(const asio::any_io_executor& ex)
-        : timer(ex, asio::steady_timer::time_point::max()) {}
-    asio::steady_timer timer;
-  };
-
   void unlock() {
-    if (waiters_.empty()) {
-      locked_ = false;
-      return;
-    }
-    auto w = std::move(waiters_.front());
-    waiters_.pop_front();
-    w->timer.cancel();  // ownership stays taken: it passes to w
+    // Ownership stays taken if it passes to the oldest waiter; else the mutex is free.
+    if (!parked_ || !parked_->try_send(error_code{})) locked_ = false;
   }
 
   bool locked_ = false;
-  std::list<std::shared_ptr<waiter>> waiters_;
+  std::unique_ptr<wake_channel> parked_;  // owned; null until the first contention
 };
 
 }  // namespace switchboard::net
