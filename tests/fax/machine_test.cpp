@@ -310,6 +310,76 @@ TEST_F(Machine, GarbageInsteadOfT38EndsTheTryWithAnError) {
   EXPECT_EQ(j.pages_confirmed, 0);
 }
 
+// A receiver whose first call fails after its third page ("paper jam"), then works.
+struct jamming_receiver {
+  std::string dir;
+  int calls = 0;
+  std::vector<fax_result> results;
+};
+
+awaitable<void> receive_with_jam(agent::session s, std::shared_ptr<jamming_receiver> st) {
+  const int call = ++st->calls;
+  call_options o;
+  o.direction = role::receive;
+  o.rx_file = st->dir + "/rx" + std::to_string(call) + ".tif";
+  o.local_ident = "+1 555 carol";
+  if (call == 1) {
+    o.on_page = [](const page_event& e) {
+      if (e.index == 2) throw std::runtime_error("paper jam");
+    };
+  }
+  byte_stream_ref<agent::session> stream(s);
+  const fax_result r = co_await run_t38_call(stream, o);
+  st->results.push_back(r);
+  co_await s.close();
+}
+
+TEST_F(Machine, FailureMidDocumentRetriesFromTheFirstUnconfirmedPage) {
+  const std::string doc = make_document(10);
+  auto& alice = make_machine("alice", 20s);
+  test::temp_dir rx_dir;
+  auto st = std::make_shared<jamming_receiver>();
+  st->dir = rx_dir.path();
+  auto carol = env_.make_agent("carol");
+  carol->set_incoming([st](agent::incoming_call) -> awaitable<agent::answer> {
+    agent::answer a;
+    a.serve = [st](agent::session s) { return receive_with_jam(std::move(s), st); };
+    co_return a;
+  });
+  std::int64_t id = 0;
+  int confirmed_after_first = -1;
+  env_.run(
+      [&]() -> awaitable<void> {
+        co_await rt::start_and_settle(alice.a, 1);
+        co_await rt::start_and_settle(carol, 1);
+        alice.start_worker(env_);
+        id = alice.submit("carol", doc, 10, /*max_tries=*/3, /*retry_interval_s=*/1);
+        CO_WAIT_UNTIL(alice.get(id).state == job_state::sleeping, 60s);
+        confirmed_after_first = alice.get(id).pages_confirmed;
+        CO_WAIT_UNTIL(finished(alice.get(id).state), 60s);
+      },
+      150s);
+  const job j = alice.get(id);
+  EXPECT_EQ(j.state, job_state::done) << j.last_error;
+  EXPECT_EQ(j.tries, 2);
+  EXPECT_EQ(j.pages_confirmed, 10);
+  // The jam came at the end of the third page: at most three were confirmed, and the retry sent
+  // exactly the rest.
+  ASSERT_GE(confirmed_after_first, 1);
+  ASSERT_LE(confirmed_after_first, 3);
+  ASSERT_EQ(st->results.size(), 2u);
+  EXPECT_FALSE(st->results[0].success);
+  EXPECT_TRUE(st->results[1].success) << st->results[1].error;
+  const std::string second = st->dir + "/rx2.tif";
+  const int rest = 10 - confirmed_after_first;
+  ASSERT_EQ(tiff_page_count(second), rest);
+  for (int i = 0; i < rest; ++i) {
+    EXPECT_TRUE(same_pixels(decode_tiff_page(second, i),
+                            decode_tiff_page(doc, confirmed_after_first + i)))
+        << "retry page " << i + 1;
+  }
+}
+
 // --- busy receiver, raw T.38/TCP peers outside the relay ----------------------------------
 
 // A listener for raw T.38/TCP calls of machine `m` on 127.0.0.1:0; returns its endpoint.
