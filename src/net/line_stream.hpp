@@ -45,6 +45,11 @@ class line_stream {
     co_await write_all(std::span<const asio::const_buffer>(&buf, 1));
   }
 
+  // True if OpenSSL holds bytes a read_some would return without touching the socket. A reader
+  // that sees false may wait for readiness first (socket().async_wait(wait_read)), holding no
+  // read buffer or read coroutine while the line is idle.
+  bool read_buffered() const { return ssl_ && SSL_has_pending(ssl_.get()) == 1; }
+
   // Closes the socket; pending operations complete with operation_aborted. Idempotent.
   void close() noexcept;
   bool is_open() const { return socket_.is_open(); }

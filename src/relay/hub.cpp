@@ -3,6 +3,8 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 
 #include "relay/line.hpp"
@@ -11,16 +13,89 @@ namespace switchboard::relay {
 
 namespace p = protocol;
 
-hub::hub(asio::any_io_executor, relay_config cfg, store::user_store& users)
+hub::hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users)
     : cfg_(std::move(cfg)),
       users_(users),
       auth_pool_(std::max(1u, cfg_.auth_threads)),
       by_address_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
-      by_user_(cfg_.login_failure_burst, cfg_.login_failure_refill_s) {}
+      by_user_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
+      deadline_timer_(ex),
+      trim_timer_(ex) {}
 
-hub::~hub() { auth_pool_.join(); }
+hub::~hub() {
+  auth_pool_.join();
+}
 
-void hub::remove_line(line* l) { all_lines_.erase(l); }
+void hub::remove_line(line* l) {
+  all_lines_.erase(l);
+  if (!all_lines_.empty()) return;
+  // Every queued entry is stale now; without a pending timer the io_context can run out of work.
+  deadlines_ = {};
+  timer_at_ = time_point::max();
+  deadline_timer_.cancel();
+  trim_timer_.cancel();
+  trim_pending_ = false;
+}
+
+// --- deadlines --------------------------------------------------------------------------------
+
+void hub::schedule_deadline(line* l, time_point at) {
+  deadlines_.push(deadline_entry{at, l->id(), l});
+  if (!sweeping_ && at < timer_at_) {
+    timer_at_ = at;
+    wait_for_deadline();
+  }
+}
+
+void hub::wait_for_deadline() {
+  // Replaces any earlier wait; that handler then sees operation_aborted and does nothing.
+  deadline_timer_.expires_at(timer_at_);
+  deadline_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const error_code& ec) {
+    if (ec || alive.expired()) return;
+    on_deadline_timer();
+  });
+}
+
+void hub::on_deadline_timer() {
+  sweeping_ = true;
+  const auto now = std::chrono::steady_clock::now();
+  while (!deadlines_.empty() && deadlines_.top().at <= now) {
+    const deadline_entry e = deadlines_.top();
+    deadlines_.pop();
+    // A line that is gone was removed from all_lines_ in its teardown; a new line at the same
+    // address has another id.
+    if (all_lines_.contains(e.target) && e.target->id() == e.line_id) e.target->deadline_due(e.at);
+  }
+  sweeping_ = false;
+  timer_at_ = deadlines_.empty() ? time_point::max() : deadlines_.top().at;
+  if (!deadlines_.empty()) wait_for_deadline();
+}
+
+// --- returning freed memory -------------------------------------------------------------------
+
+namespace {
+constexpr auto trim_settle = std::chrono::seconds(2);  // no trim while logins keep arriving
+constexpr std::uint64_t trim_min_logins = 256;         // a few logins leave little to return
+}  // namespace
+
+void hub::note_login() {
+  ++logins_since_trim_;
+  // Each login pushes the trim back: it runs once the burst is over.
+  trim_pending_ = true;
+  trim_timer_.expires_after(trim_settle);
+  trim_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const error_code& ec) {
+    if (ec || alive.expired()) return;
+    on_trim_timer();
+  });
+}
+
+void hub::on_trim_timer() {
+  trim_pending_ = false;
+  if (logins_since_trim_ < trim_min_logins) return;
+  logins_since_trim_ = 0;
+  ++heap_trims_;
+  ::malloc_trim(0);
+}
 
 device* hub::find_device(const std::string& user, const p::instance_id& instance) {
   auto it = devices_.find(user);

@@ -6,10 +6,13 @@
 // two lines; it holds strong references to them until each side detaches (RELEASE or death).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -79,6 +82,7 @@ class hub {
   std::size_t& pending_logins() { return pending_logins_; }
 
   void add_line(line* l) { all_lines_.insert(l); }
+  // Also drops every queued deadline once the last line is gone, so an idle relay holds no timer.
   void remove_line(line* l);
   std::size_t line_count() const { return all_lines_.size(); }
   const std::unordered_set<line*>& all_lines() const { return all_lines_; }
@@ -99,13 +103,25 @@ class hub {
   // LOGGED-OUT(code); their sessions' peers get TERMINATE(PEER_LOGGED_OUT).
   void evict_device(device* d, protocol::error_code code, const std::string& text);
 
-  // Checks a demand in the order of docs/protocol.md §5 and picks the target's freshest vacant line.
+  // Checks a demand in the order of docs/protocol.md §5 and picks the target's freshest vacant
+  // line.
   route_result route(const device& caller, const std::string& target_user);
   // Logged-in users `caller` may call, sorted; at most max_peers_listed (truncated flag set).
   protocol::peers peers_for(const device& caller) const;
 
   std::uint32_t next_session_id() { return ++last_session_; }
   std::uint32_t next_line_id() { return ++last_line_; }
+
+  // Deadlines of all lines share one timer (a line has no timer or watchdog coroutine of its own):
+  // calls l->deadline_due(at) at `at` or soon after, if l is still one of this hub's lines (same
+  // address and id). A line may have several entries queued; it ignores all but its newest.
+  void schedule_deadline(line* l, std::chrono::steady_clock::time_point at);
+  std::size_t queued_deadlines() const { return deadlines_.size(); }
+
+  // A line logged in. After a burst of logins has settled, the allocator's free pages (handshake
+  // and login buffers freed between the lines' long-lived objects) are returned to the kernel.
+  void note_login();
+  std::uint64_t heap_trims() const { return heap_trims_; }
 
   bool draining() const { return draining_; }
   void set_draining() { draining_ = true; }
@@ -121,6 +137,29 @@ class hub {
   std::map<std::string, std::vector<std::unique_ptr<device>>> devices_;
   const device* answering(const std::string& user) const;
   std::unordered_set<line*> all_lines_;
+
+  using time_point = std::chrono::steady_clock::time_point;
+  struct deadline_entry {
+    time_point at;
+    std::uint32_t line_id;
+    line* target;  // not owned; checked against all_lines_ and line_id before use
+    bool operator>(const deadline_entry& o) const { return at > o.at; }
+  };
+  void wait_for_deadline();
+  void on_deadline_timer();
+  void on_trim_timer();
+  // Earliest first. Invariant: deadline_timer_ is waiting for deadlines_.top().at (== timer_at_)
+  // whenever the queue is not empty, except during a sweep.
+  std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> deadlines_;
+  asio::steady_timer deadline_timer_;
+  time_point timer_at_ = time_point::max();
+  bool sweeping_ = false;
+  asio::steady_timer trim_timer_;
+  bool trim_pending_ = false;
+  std::uint64_t logins_since_trim_ = 0;
+  std::uint64_t heap_trims_ = 0;
+  // Expires with the hub: timer handlers queued before the hub died must not touch it.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   hub_counters counters_;
   std::uint32_t last_session_ = 0;
   std::uint32_t last_line_ = 0;

@@ -16,13 +16,20 @@ using p::error_code;
 
 const char* state_name(line_state s) {
   switch (s) {
-    case line_state::auth: return "auth";
-    case line_state::vacant: return "vacant";
-    case line_state::calling: return "calling";
-    case line_state::ringing: return "ringing";
-    case line_state::paired: return "paired";
-    case line_state::releasing: return "releasing";
-    case line_state::closed: return "closed";
+    case line_state::auth:
+      return "auth";
+    case line_state::vacant:
+      return "vacant";
+    case line_state::calling:
+      return "calling";
+    case line_state::ringing:
+      return "ringing";
+    case line_state::paired:
+      return "paired";
+    case line_state::releasing:
+      return "releasing";
+    case line_state::closed:
+      return "closed";
   }
   return "?";
 }
@@ -30,7 +37,6 @@ const char* state_name(line_state s) {
 line::line(hub& h, net::line_stream stream, std::string remote)
     : hub_(h),
       stream_(std::move(stream)),
-      timer_(stream_.socket().get_executor()),
       remote_(std::move(remote)),
       id_(h.next_line_id()),
       accepted_at_(clock::now()) {
@@ -43,17 +49,17 @@ std::string line::tag() const {
   return fmt::format("{}/line#{}", user_.empty() ? remote_ : user_, id_);
 }
 
-void line::set_state(line_state s) {
+void line::set_state(line_state s, clock::time_point deadline) {
   state_ = s;
-  state_deadline_ = clock::time_point::max();
-  timer_.cancel();  // the watchdog recomputes its deadline
+  state_deadline_ = deadline;
+  arm_deadline();
 }
 
 // --- lifetime ---------------------------------------------------------------------------------
 
 awaitable<void> line::run() {
   auto self = shared_from_this();
-  asio::co_spawn(timer_.get_executor(), [self] { return self->watchdog(); }, asio::detached);
+  arm_deadline();  // the login deadline
   try {
     co_await stream_.handshake();
     co_await authenticate();
@@ -75,7 +81,6 @@ void line::close(error_code code, std::string text, error_code peer_code) {
   closing_ = true;
   close_code_ = code;
   peer_code_ = peer_code;
-  timer_.cancel();
   if (code != error_code::ok || !text.empty()) {
     spdlog::info("{}: closing: {} ({})", tag(), p::error_name(code), text);
   }
@@ -85,7 +90,7 @@ void line::close(error_code code, std::string text, error_code peer_code) {
   }
   // Best effort: the agent learns why, unless it does not read within a second.
   asio::co_spawn(
-      timer_.get_executor(),
+      stream_.socket().get_executor(),
       [self = shared_from_this(),
        m = p::message(p::logged_out{code, std::move(text)})]() -> awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
@@ -104,8 +109,7 @@ awaitable<void> line::teardown() {
   const line_state was = state_;
   const bool notified_close = closing_;
   closing_ = true;
-  state_ = line_state::closed;
-  timer_.cancel();
+  state_ = line_state::closed;  // queued deadline entries are ignored from now on
   if (!notified_close) stream_.close();
   hub_.detach_from_device(this);
   device_ = nullptr;
@@ -135,18 +139,30 @@ line::clock::time_point line::next_deadline() const {
   if (state_ == line_state::auth) return accepted_at_ + hub_.config().login_timeout;
   const auto now = clock::now();
   // While forwarding waits for the peer's flow control, silence is judged on the peer's line.
-  const auto silence = live_.blocked_on_peer ? now + 3 * keepalive_ : live_.last_rx + 3 * keepalive_;
+  const auto silence =
+      live_.blocked_on_peer ? now + 3 * keepalive_ : live_.last_rx + 3 * keepalive_;
   return std::min(silence, state_deadline_);
 }
 
-awaitable<void> line::watchdog() {
-  auto self = shared_from_this();
-  while (!closing_ && state_ != line_state::closed) {
-    timer_.expires_at(next_deadline());
-    co_await timer_.async_wait(asio::as_tuple(use_awaitable));
-    if (closing_ || state_ == line_state::closed) co_return;
-    if (clock::now() >= next_deadline()) co_await on_deadline();
+void line::arm_deadline() {
+  if (closing_ || state_ == line_state::closed) return;
+  const auto at = next_deadline();
+  if (at >= armed_at_) return;  // an entry at or before `at` is queued; it re-arms when it fires
+  armed_at_ = at;
+  hub_.schedule_deadline(this, at);
+}
+
+void line::deadline_due(clock::time_point at) {
+  if (at != armed_at_) return;  // superseded by a newer entry
+  armed_at_ = clock::time_point::max();
+  if (closing_ || state_ == line_state::closed) return;
+  if (clock::now() < next_deadline()) {
+    arm_deadline();  // keep-alives arrived meanwhile, or the state changed
+    return;
   }
+  asio::co_spawn(
+      stream_.socket().get_executor(), [self = shared_from_this()] { return self->on_deadline(); },
+      asio::detached);
 }
 
 awaitable<void> line::on_deadline() {
@@ -163,6 +179,7 @@ awaitable<void> line::on_deadline() {
   } else if (state_ == line_state::releasing && now >= state_deadline_) {
     close(error_code::protocol_error, "did not RELEASE within the release deadline");
   }
+  arm_deadline();  // the line lives on (or closed: then a no-op)
 }
 
 // --- login ------------------------------------------------------------------------------------
@@ -210,9 +227,10 @@ awaitable<void> line::authenticate() {
   d.lines.push_back(this);
   device_ = &d;
   const auto& cfg = hub_.config();
-  keepalive_ = std::clamp(std::chrono::milliseconds(m.keepalive_ms), cfg.min_keepalive,
-                          cfg.max_keepalive);
+  keepalive_ =
+      std::clamp(std::chrono::milliseconds(m.keepalive_ms), cfg.min_keepalive, cfg.max_keepalive);
   set_state(line_state::vacant);
+  hub_.note_login();
   spdlog::info("{}: logged in from {} ({}, keep-alive {} ms)", tag(), remote_,
                m.auth == p::auth_method::token ? "token" : "password", keepalive_.count());
   co_await send(p::login_ok{id_, static_cast<std::uint32_t>(keepalive_.count()),
@@ -233,8 +251,7 @@ std::function<std::optional<store::user_record>()> auth_job(store::user_store& u
 awaitable<credential_check> line::check_credentials(const p::login& m) {
   if (m.auth == p::auth_method::token) {
     device* d = hub_.find_device(m.user, m.instance);
-    const bool ok = d &&
-                    CRYPTO_memcmp(d->token.data(), m.secret.data(), p::token_size) == 0;
+    const bool ok = d && CRYPTO_memcmp(d->token.data(), m.secret.data(), p::token_size) == 0;
     if (!ok) co_return credential_check{error_code::bad_credentials, {}};
     ++hub_.counters().token_logins;
     co_return credential_check{error_code::ok, d->settings};
@@ -261,6 +278,11 @@ awaitable<credential_check> line::check_credentials(const p::login& m) {
 
 awaitable<void> line::serve() {
   while (!closing_) {
+    // An idle line waits here for readiness only: no read_header/read_some frames, no read
+    // operation and no buffer are held until the agent sends something.
+    if (!stream_.read_buffered()) {
+      co_await stream_.socket().async_wait(tcp::socket::wait_read, use_awaitable);
+    }
     const auto h = co_await net::read_header(stream_);
     if (!h) co_return;
     live_.last_rx = clock::now();
@@ -298,8 +320,9 @@ awaitable<void> line::on(const p::ping& m) {
   pong_nonce_ = m.nonce;
   if (!pong_queued_) {
     pong_queued_ = true;
-    asio::co_spawn(timer_.get_executor(), [self = shared_from_this()] { return self->send_pong(); },
-                   asio::detached);
+    asio::co_spawn(
+        stream_.socket().get_executor(), [self = shared_from_this()] { return self->send_pong(); },
+        asio::detached);
   }
   co_return;
 }
@@ -343,8 +366,7 @@ awaitable<void> line::on(const p::demand& m) {
   s->caller = shared_from_this();
   s->target = r.target->shared_from_this();
   session_ = s;
-  set_state(line_state::calling);
-  state_deadline_ = clock::now() + hub_.config().demand_timeout;
+  set_state(line_state::calling, clock::now() + hub_.config().demand_timeout);
   spdlog::info("{}: session {}: demand {}:{} on {}", tag(), s->id, m.target, m.service,
                r.target->tag());
   co_await r.target->ring(s, user_);
@@ -414,8 +436,7 @@ awaitable<void> line::demand_failed(error_code code, std::string text) {
 awaitable<void> line::notify_terminated(error_code code, std::string text) {
   if (state_ != line_state::paired && state_ != line_state::ringing) co_return;
   if (session_) session_->terminated = true;
-  set_state(line_state::releasing);
-  state_deadline_ = clock::now() + hub_.config().release_timeout;
+  set_state(line_state::releasing, clock::now() + hub_.config().release_timeout);
   co_await send(p::terminate{code, std::move(text)});
 }
 
@@ -423,8 +444,7 @@ awaitable<void> line::on(const p::terminate& m) {
   if (state_ == line_state::releasing) co_return;
   if (state_ != line_state::paired) co_return co_await on<p::terminate>(m);
   auto s = session_;
-  set_state(line_state::releasing);
-  state_deadline_ = clock::now() + hub_.config().release_timeout;
+  set_state(line_state::releasing, clock::now() + hub_.config().release_timeout);
   if (!s->terminated) {
     s->terminated = true;
     if (auto peer = s->peer_of(this)) co_await peer->notify_terminated(m.code, m.message);

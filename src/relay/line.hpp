@@ -1,8 +1,9 @@
 // One relay-side line: the coroutine that owns a device's TCP connection (docs/protocol.md §5).
 //
 // run() is the only reader of the line; every writer (this line's replies, the peer's forwarding,
-// the hub) holds write_mutex_ for exactly one frame. watchdog() enforces every deadline of the
-// line (login, keep-alive silence, demand, release) with a single timer.
+// the hub) holds write_mutex_ for exactly one frame. Every deadline of the line (login, keep-alive
+// silence, demand, release) is queued in the hub's single deadline timer (hub::schedule_deadline);
+// a line has no timer or watchdog coroutine of its own.
 #pragma once
 
 #include <chrono>
@@ -58,11 +59,16 @@ class line : public std::enable_shared_from_this<line> {
   // Sends one control frame under the write mutex; false if the line is gone.
   awaitable<bool> send(const protocol::message& m);
 
+  // Called by the hub's deadline timer for the entry this line queued for `at`. Entries other
+  // than the newest one are ignored; a deadline that has moved on is queued again.
+  void deadline_due(clock::time_point at);
+
  private:
   awaitable<void> authenticate();
   awaitable<credential_check> check_credentials(const protocol::login& m);
   awaitable<void> serve();
-  awaitable<void> watchdog();
+  // Queues next_deadline() with the hub unless an entry at or before it is already queued.
+  void arm_deadline();
   clock::time_point next_deadline() const;
   awaitable<void> on_deadline();
   awaitable<void> teardown();
@@ -81,14 +87,14 @@ class line : public std::enable_shared_from_this<line> {
   awaitable<void> on_data(std::uint32_t length);
   awaitable<void> send_pong();
 
-  void set_state(line_state s);
+  // Sets the state and its demand/release deadline (none by default) and re-arms the deadline.
+  void set_state(line_state s, clock::time_point deadline = clock::time_point::max());
   void detach_session();
   std::string tag() const;  // "user/line#N" for logs
 
   hub& hub_;
   net::line_stream stream_;
   net::async_mutex write_mutex_;
-  asio::steady_timer timer_;
   std::string remote_;
   std::string user_;
   device* device_ = nullptr;
@@ -98,6 +104,8 @@ class line : public std::enable_shared_from_this<line> {
   std::chrono::milliseconds keepalive_{0};
   clock::time_point accepted_at_;
   clock::time_point state_deadline_ = clock::time_point::max();  // demand or release deadline
+  // The earliest deadline entry this line has queued in the hub (max: none that counts).
+  clock::time_point armed_at_ = clock::time_point::max();
   std::shared_ptr<session> session_;
   bool closing_ = false;
   bool pong_queued_ = false;

@@ -605,6 +605,19 @@ TEST_F(TlsHandshakeTest, NoResumableSession) {
   EXPECT_EQ(SSL_SESSION_is_resumable(SSL_get0_session(p.client.get())), 0);
 }
 
+// An idle relay line holds no record buffers: every SSL made from the server context inherits
+// SSL_MODE_RELEASE_BUFFERS, and nothing stays pending once a record has been read.
+TEST_F(TlsHandshakeTest, ServerConnectionsReleaseBuffersAndHoldNothingPendingWhenIdle) {
+  const ssl_ctx_ptr client_ctx =
+      make_client_context(pin_options(fingerprint_of_cert_file(id_.cert_file)));
+  tls_pair p = connect_pair(server_ctx_.get(), client_ctx.get());
+  EXPECT_TRUE(SSL_get_mode(p.server.get()) & SSL_MODE_RELEASE_BUFFERS);
+  ASSERT_TRUE(handshake(p));
+  EXPECT_EQ(transfer(p.client.get(), p.server.get(), "PING"), "PING");
+  EXPECT_EQ(SSL_has_pending(p.server.get()), 0);
+  EXPECT_EQ(SSL_get_read_ahead(p.server.get()), 0);
+}
+
 TEST_F(TlsHandshakeTest, CaModeWithMatchingNameSucceeds) {
   EXPECT_EQ(ca_handshake("localhost"), X509_V_OK);
 }

@@ -71,6 +71,51 @@ TEST(KeepAlive, PingingLineStaysOpen) {
   });
 }
 
+// The lines' deadlines live in the hub's single timer queue (no timer per line): a pinging line
+// keeps a bounded number of queued entries, and the queue is empty once the last line is gone.
+TEST(KeepAlive, DeadlineQueueStaysBoundedAndEmptiesWithTheLastLine) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto a = co_await raw_client::connect(env.endpoint);
+    co_await a.login("alice", password_of("alice"), 100);
+    auto b = co_await raw_client::connect(env.endpoint);
+    co_await b.login("bob", password_of("bob"), 100);
+    asio::steady_timer tick(co_await asio::this_coro::executor);
+    // Ten silence deadlines' worth of pings: each deadline that fires is queued again, later.
+    for (std::uint64_t i = 0; i < 30; ++i) {
+      const p::ping ping{i};
+      co_await a.send(ping);
+      co_await a.expect<p::pong>();
+      co_await b.send(ping);
+      co_await b.expect<p::pong>();
+      EXPECT_LE(env.hub().queued_deadlines(), 4u);
+      tick.expires_after(30ms);
+      co_await tick.async_wait(use_awaitable);
+    }
+    EXPECT_EQ(env.hub().line_count(), 2u);
+    EXPECT_GE(env.hub().queued_deadlines(), 2u);  // one live entry per line at least
+    a.close();
+    b.close();
+    CO_WAIT_UNTIL(env.hub().line_count() == 0, 5s);
+    EXPECT_EQ(env.hub().queued_deadlines(), 0u);
+  });
+}
+
+// A line that never logs in is closed by the same queue (the login deadline is its first entry).
+TEST(KeepAlive, LoginDeadlineFiresFromTheSharedQueue) {
+  auto cfg = test_config();
+  cfg.login_timeout = 300ms;
+  relay_env env(transport::plaintext, cfg);
+  env.run([&]() -> awaitable<void> {
+    auto c = co_await raw_client::connect(env.endpoint);
+    CO_WAIT_UNTIL(env.hub().line_count() == 1, 5s);
+    EXPECT_GE(env.hub().queued_deadlines(), 1u);
+    co_await c.expect_logged_out(err::login_timeout, 10s);
+    CO_WAIT_UNTIL(env.hub().line_count() == 0, 5s);
+    EXPECT_EQ(env.hub().queued_deadlines(), 0u);
+  });
+}
+
 TEST(KeepAlive, AgentReplacesALineWhosePingsGoUnanswered) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
