@@ -529,7 +529,7 @@ measure_idle() {
   fi
   pid=$!
   if wait_file "$ready" 300; then
-    sleep 1   # let the relay settle (late keep-alives, freed buffers)
+    sleep 3   # let the relay settle: late keep-alives, freed buffers, and its heap trim 2 s after the last login
     after=$(mem_kib "$C_MEM" "${C_RELAY[@]}")
     if [[ $C_IDLE == lines ]]; then n=$(jget "$ready" lines); else n=$(jget "$ready" open); fi
     local child
