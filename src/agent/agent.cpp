@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <utility>
 
 #include "agent/line.hpp"
 #include "protocol/names.hpp"
@@ -41,6 +40,10 @@ void agent::start() {
 void agent::stop() {
   running_ = false;
   for (const auto& l : lines_) l->close();
+  // Each line's coroutine owns its line (and the line owns this agent) until it ends; the pool's
+  // references are dropped now, so that an io_context stopped before those coroutines finish
+  // frees everything when it destroys them, instead of leaving agent <-> line cycles behind.
+  lines_.clear();
   pool_changed_.set();
   lines_changed_.notify_all();
 }
@@ -103,8 +106,8 @@ void agent::line_ended(agent_line& l) {
   if (running_) {
     ++stats_.lines_lost;
     const auto now = clock::now();
-    if (std::exchange(retry_at_once_, false)) {
-      next_attempt_ = now;
+    if (retry_at_once_) {
+      next_attempt_ = now;  // every line of the refused wave ends here, in any order
     } else if (!was_logged_in && next_attempt_ <= now) {
       next_attempt_ = now + next_backoff();
     }
@@ -140,6 +143,7 @@ awaitable<void> agent::maintain() {
       while (running_ && !first_login_pending && count_ready_or_coming() < opts_.vacant_lines) {
         auto l = std::make_shared<agent_line>(self);
         lines_.push_back(l);
+        retry_at_once_ = false;  // a new wave: its own failures back off again
         asio::co_spawn(ex_, [l] { return l->run(); }, asio::detached);
         if (!token_) break;
       }

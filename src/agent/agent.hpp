@@ -127,8 +127,9 @@ class agent : public std::enable_shared_from_this<agent> {
   // When the next line may be opened. One failed wave of lines moves it once, however many
   // lines of the wave fail.
   std::chrono::steady_clock::time_point next_attempt_{};
-  // Set when the relay refused our line token (it restarted or forgot us): the next line logs
-  // in with the password at once instead of after a back-off.
+  // Set when the relay refused our line token (it restarted or forgot us), until the next line
+  // is opened: that line logs in with the password at once instead of after a back-off, however
+  // the endings of the refused wave's lines interleave with the refusals.
   bool retry_at_once_ = false;
   std::minstd_rand rng_;
   agent_stats stats_;

@@ -38,6 +38,13 @@ void agent_line::set_state(line_state s) {
 }
 
 void agent_line::close() {
+  // A closed line carries no session any more: the session's handle sees it ended, and the
+  // line <-> session link is broken now, not only when run() ends (it never does if the
+  // io_context is stopped first, as the programs do after agent::stop()).
+  if (current_) {
+    if (!current_->ended) current_->ended = termination{error_code::peer_lost, "line closed"};
+    current_.reset();
+  }
   if (stream_) stream_->close();
   keepalive_timer_.cancel();
 }
