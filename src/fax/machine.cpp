@@ -237,6 +237,14 @@ awaitable<void> queue_worker::attempt(job j) {
     retry_or_fail(j, e.what(), false);  // `send` checks it; only a hand-edited queue gets here
     co_return;
   }
+  if (j.pages_confirmed >= j.pages_total) {
+    // The receiver confirmed every page in an earlier try whose end was not recorded: calling
+    // again would send nothing (or a duplicate).
+    queue_->mark_done(j.id, unix_now());
+    spdlog::info("job {}: done, all {} pages were confirmed in an earlier try", j.id,
+                 j.pages_total);
+    co_return;
+  }
   if (raw) co_return co_await attempt_raw(std::move(j), *raw);
   spdlog::info("job {}: try {} of {} to {} ({} of {} pages confirmed)", j.id, j.tries, j.max_tries,
                j.to, j.pages_confirmed, j.pages_total);

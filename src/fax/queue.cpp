@@ -281,11 +281,19 @@ bool job_queue::cancel(std::int64_t id, std::int64_t now) {
 
 int job_queue::recover(std::int64_t now) {
   std::lock_guard lock(impl_->mutex);
+  // Every page confirmed: the receiver has the whole fax; only the final mark was lost. Sending
+  // again would duplicate it.
+  stmt done(impl_->db,
+            "UPDATE jobs SET state = 'done', updated = ?1, last_error = '' "
+            "WHERE state = 'running' AND pages_confirmed >= pages_total");
+  done.bind(1, now).step();
+  int changed = sqlite3_changes(impl_->db);
   stmt s(impl_->db,
          "UPDATE jobs SET state = 'sleeping', next_try = ?1, updated = ?1, "
          "last_error = 'daemon stopped during the try' WHERE state = 'running'");
   s.bind(1, now).step();
-  return sqlite3_changes(impl_->db);
+  changed += sqlite3_changes(impl_->db);
+  return changed;
 }
 
 }  // namespace switchboard::fax

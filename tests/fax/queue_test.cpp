@@ -149,6 +149,30 @@ TEST_F(Queue, SurvivesReopenAndRecoversRunningJobs) {
   EXPECT_EQ(j->tries, 2);
 }
 
+// Killed after the last page was confirmed but before the job was marked done: the receiver has
+// the whole fax, so recovery marks it done instead of calling again (which would duplicate it).
+TEST_F(Queue, RecoveryMarksAFullyConfirmedRunningJobDone) {
+  std::int64_t full = 0, partial = 0;
+  {
+    job_queue q(db());
+    full = q.submit(request(3), t0_);
+    partial = q.submit(request(3), t0_);
+    q.take_due(t0_);
+    q.page_confirmed(full, 3, t0_);
+    q.take_due(t0_);
+    q.page_confirmed(partial, 1, t0_);
+  }
+  job_queue q(db());
+  EXPECT_EQ(q.recover(t0_ + 1), 2);
+  EXPECT_EQ(q.get(full)->state, job_state::done);
+  EXPECT_EQ(q.get(full)->pages_confirmed, 3);
+  EXPECT_EQ(q.get(partial)->state, job_state::sleeping);
+  const auto j = q.take_due(t0_ + 1);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->id, partial);
+  EXPECT_FALSE(q.take_due(t0_ + 1)) << "the done job must not be tried again";
+}
+
 TEST_F(Queue, ListsInSubmissionOrder) {
   job_queue q(db());
   q.submit(request(), t0_);
