@@ -45,7 +45,8 @@ agent::agent_config agent_cli::build(bool allow_stdin_password) const {
     throw std::runtime_error("give --fingerprint or --ca, not both");
   }
   a.tls.server_name = a.relay_host;
-  a.password = read_password(c.password_file, allow_stdin_password, "Password for " + a.user + ": ");
+  a.password =
+      read_password(c.password_file, allow_stdin_password, "Password for " + a.user + ": ");
   return c;
 }
 

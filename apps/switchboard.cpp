@@ -26,28 +26,36 @@ int run_agent(const agent::agent_config& c) {
   for (const auto& f : c.forwards) {
     tcp::acceptor acc(io, net::parse_endpoint(f.listen));
     spdlog::info("forwarding {} to {}:{}", net::to_string(acc.local_endpoint()), f.peer, f.service);
-    asio::co_spawn(io, agent::forward_listener(a, std::move(acc), f.peer, f.service), asio::detached);
+    asio::co_spawn(io, agent::forward_listener(a, std::move(acc), f.peer, f.service),
+                   asio::detached);
   }
-  for (const auto& [name, hp] : c.services) spdlog::info("exposing '{}' = {}:{}", name, hp.host, hp.port);
+  for (const auto& [name, hp] : c.services)
+    spdlog::info("exposing '{}' = {}:{}", name, hp.host, hp.port);
   a->start();
   std::optional<asio::signal_set> signals(std::in_place, io, SIGINT, SIGTERM);
   signals->async_wait([&](const error_code& ec, int) {
     if (ec) return;
-    asio::co_spawn(io, [&]() -> awaitable<void> {
-      co_await a->logout();
-      a->stop();
-      io.stop();
-    }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          co_await a->logout();
+          a->stop();
+          io.stop();
+        },
+        asio::detached);
   });
-  asio::co_spawn(io, [a]() -> awaitable<void> {
-    try {
-      co_await a->wait_ready();
-      spdlog::info("logged in to {}:{} as {}", a->options().relay_host, a->options().relay_port,
-                   a->options().user);
-    } catch (const std::exception& e) {
-      spdlog::warn("{}", e.what());
-    }
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [a]() -> awaitable<void> {
+        try {
+          co_await a->wait_ready();
+          spdlog::info("logged in to {}:{} as {}", a->options().relay_host, a->options().relay_port,
+                       a->options().user);
+        } catch (const std::exception& e) {
+          spdlog::warn("{}", e.what());
+        }
+      },
+      asio::detached);
   io.run();
   // Destroying the signal_set restores the default actions: a second SIGTERM arriving while we
   // exit (`timeout` signals the child, then its process group) would kill us with status 143.
@@ -66,17 +74,20 @@ int run_once(agent::agent_options opts, F body) {
   auto a = std::make_shared<agent::agent>(io.get_executor(), opts);
   a->start();
   int rc = 1;
-  asio::co_spawn(io, [&]() -> awaitable<void> {
-    try {
-      co_await a->wait_ready();
-      rc = co_await body(a);
-    } catch (const std::exception& e) {
-      std::cerr << "switchboard: " << e.what() << '\n';
-      rc = 1;
-    }
-    a->stop();
-    io.stop();
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        try {
+          co_await a->wait_ready();
+          rc = co_await body(a);
+        } catch (const std::exception& e) {
+          std::cerr << "switchboard: " << e.what() << '\n';
+          rc = 1;
+        }
+        a->stop();
+        io.stop();
+      },
+      asio::detached);
   io.run();
   return rc;
 }
@@ -89,7 +100,8 @@ int main(int argc, char** argv) {
   cli::agent_cli o;
   o.add_to(app);
 
-  auto* agent_cmd = app.add_subcommand("agent", "stay logged in: serve [services], run [[forward]]s");
+  auto* agent_cmd =
+      app.add_subcommand("agent", "stay logged in: serve [services], run [[forward]]s");
   auto* expose_cmd = app.add_subcommand("expose", "serve local services to callers");
   std::vector<std::string> specs;
   expose_cmd->add_option("NAME=HOST:PORT", specs, "service name and local address")->required();
@@ -97,7 +109,8 @@ int main(int argc, char** argv) {
   std::string target, listen;
   forward_cmd->add_option("PEER:SERVICE", target, "callee and service")->required();
   forward_cmd->add_option("--listen", listen, "local ADDR:PORT to accept on")->required();
-  auto* pipe_cmd = app.add_subcommand("pipe", "join stdin/stdout to PEER:SERVICE (ssh ProxyCommand)");
+  auto* pipe_cmd =
+      app.add_subcommand("pipe", "join stdin/stdout to PEER:SERVICE (ssh ProxyCommand)");
   pipe_cmd->add_option("PEER:SERVICE", target, "callee and service")->required();
   auto* peers_cmd = app.add_subcommand("peers", "list logged-in devices you may call");
 
@@ -125,7 +138,8 @@ int main(int argc, char** argv) {
       return run_once(cfg.options, [&](std::shared_ptr<agent::agent> a) -> awaitable<int> {
         auto s = co_await a->call(peer, service);
         const auto ex = co_await asio::this_coro::executor;
-        co_await agent::bridge(std::move(s), asio::posix::stream_descriptor(ex, ::dup(STDIN_FILENO)),
+        co_await agent::bridge(std::move(s),
+                               asio::posix::stream_descriptor(ex, ::dup(STDIN_FILENO)),
                                asio::posix::stream_descriptor(ex, ::dup(STDOUT_FILENO)));
         co_return 0;
       });

@@ -51,12 +51,14 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
     raw.bind(ep);
     raw.listen();
     spdlog::info("accepting raw T.38/TCP calls on {}", net::to_string(raw.local_endpoint()));
-    asio::co_spawn(io, [rx, &raw] { return rx->listen(raw); }, asio::detached);
+    asio::co_spawn(
+        io, [rx, &raw] { return rx->listen(raw); }, asio::detached);
   }
   auto queue = std::make_shared<fax::job_queue>(opts.spool / "queue.db");
   auto worker = std::make_shared<fax::queue_worker>(a, queue, opts);
   a->start();
-  asio::co_spawn(io, [worker] { return worker->run(); }, asio::detached);
+  asio::co_spawn(
+      io, [worker] { return worker->run(); }, asio::detached);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const error_code& ec, int) {
     if (ec) return;
@@ -72,7 +74,8 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
         },
         asio::detached);
   });
-  spdlog::info("fax machine {} ({}) on spool {}", cfg.options.user, opts.ident, opts.spool.string());
+  spdlog::info("fax machine {} ({}) on spool {}", cfg.options.user, opts.ident,
+               opts.spool.string());
   io.run();
   render_pool.join();
   return 0;
@@ -83,7 +86,8 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
 std::pair<fs::path, int> prepare_document(const fs::path& spool, const send_args& s) {
   const auto res = s.resolution == "standard" ? fax::resolution::standard : fax::resolution::fine;
   fs::create_directories(spool / "docq");
-  const std::string stem = "doc-" + std::to_string(fax::unix_now()) + "-" + std::to_string(::getpid());
+  const std::string stem =
+      "doc-" + std::to_string(fax::unix_now()) + "-" + std::to_string(::getpid());
   const fs::path out = spool / "docq" / (stem + ".tif");
   const int pages = fax::to_tiff_f(s.files, out.string(), res);
   return {out, pages};
@@ -93,13 +97,13 @@ void print_progress(const fax::job& j, bool tty) {
   const int width = 30;
   const int filled = j.pages_total ? width * j.pages_confirmed / j.pages_total : 0;
   if (tty) {
-    std::cerr << "\rjob " << j.id << " [" << std::string(filled, '#') << std::string(width - filled, '.')
-              << "] " << j.pages_confirmed << "/" << j.pages_total << " pages, "
-              << fax::to_string(j.state) << (j.tries ? ", try " + std::to_string(j.tries) : "")
-              << "   " << std::flush;
+    std::cerr << "\rjob " << j.id << " [" << std::string(filled, '#')
+              << std::string(width - filled, '.') << "] " << j.pages_confirmed << "/"
+              << j.pages_total << " pages, " << fax::to_string(j.state)
+              << (j.tries ? ", try " + std::to_string(j.tries) : "") << "   " << std::flush;
   } else {
-    std::cerr << "job " << j.id << ": " << fax::to_string(j.state) << ", " << j.pages_confirmed << "/"
-              << j.pages_total << " pages confirmed\n";
+    std::cerr << "job " << j.id << ": " << fax::to_string(j.state) << ", " << j.pages_confirmed
+              << "/" << j.pages_total << " pages confirmed\n";
   }
 }
 
@@ -110,8 +114,8 @@ int wait_for(fax::job_queue& q, std::int64_t id) {
   for (;;) {
     const auto j = q.get(id);
     if (!j) throw std::runtime_error("job " + std::to_string(id) + " vanished from the queue");
-    const std::string now = std::string(fax::to_string(j->state)) + std::to_string(j->pages_confirmed) +
-                            "/" + std::to_string(j->tries);
+    const std::string now = std::string(fax::to_string(j->state)) +
+                            std::to_string(j->pages_confirmed) + "/" + std::to_string(j->tries);
     if (now != last) print_progress(*j, tty);
     last = now;
     if (j->state == fax::job_state::done) {
@@ -139,19 +143,20 @@ void print_jobs(fax::job_queue& q) {
   std::cout << "ID\tTO\tSTATE\tPAGES\tTRIES\tNEXT TRY\tLAST ERROR\n";
   for (const auto& j : q.list()) {
     const bool waiting = j.state == fax::job_state::sleeping || j.state == fax::job_state::pending;
-    std::cout << j.id << '\t' << j.to << '\t' << fax::to_string(j.state) << '\t' << j.pages_confirmed
-              << '/' << j.pages_total << '\t' << j.tries << '/' << j.max_tries << '\t'
-              << (waiting ? when(j.next_try) : "-") << '\t' << (j.last_error.empty() ? "-" : j.last_error)
-              << '\n';
+    std::cout << j.id << '\t' << j.to << '\t' << fax::to_string(j.state) << '\t'
+              << j.pages_confirmed << '/' << j.pages_total << '\t' << j.tries << '/' << j.max_tries
+              << '\t' << (waiting ? when(j.next_try) : "-") << '\t'
+              << (j.last_error.empty() ? "-" : j.last_error) << '\n';
   }
 }
 
 void print_inbox(const fs::path& spool) {
   std::cout << "RECEIVED\tFROM\tSTATION\tPAGES\tRESOLUTION\tCODING\tDIRECTORY\n";
   for (const auto& m : fax::list_inbox(spool)) {
-    std::cout << when(m.finished) << '\t' << m.sender << '\t' << (m.remote_ident.empty() ? "-" : m.remote_ident)
-              << '\t' << m.pages << '\t' << m.resolution << '\t' << m.coding << (m.ecm ? "+ECM" : "")
-              << '\t' << (spool / "inbox" / m.id).string() << '\n';
+    std::cout << when(m.finished) << '\t' << m.sender << '\t'
+              << (m.remote_ident.empty() ? "-" : m.remote_ident) << '\t' << m.pages << '\t'
+              << m.resolution << '\t' << m.coding << (m.ecm ? "+ECM" : "") << '\t'
+              << (spool / "inbox" / m.id).string() << '\n';
   }
 }
 
@@ -171,14 +176,16 @@ int main(int argc, char** argv) {
   bool no_ecm = false;
   daemon->add_option("--ident", mopts.ident, "T.30 station identity (up to 20 characters)")
       ->capture_default_str();
-  daemon->add_flag("--no-ecm", no_ecm, "no error correction mode (pages coded MH/MR instead of MMR)");
+  daemon->add_flag("--no-ecm", no_ecm,
+                   "no error correction mode (pages coded MH/MR instead of MMR)");
   daemon->add_option("--t38-version", mopts.t38_version, "T.38 IFP version 0-3 (both ends alike)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
   daemon->add_flag("--paced", mopts.paced,
                    "send IFP packets at the modem's real-time rate (for T.38 gateways)");
-  daemon->add_option("--max-calls", mopts.max_calls,
-                     "incoming calls at once; more are refused as busy")
+  daemon
+      ->add_option("--max-calls", mopts.max_calls,
+                   "incoming calls at once; more are refused as busy")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   std::string t38_listen;
@@ -190,14 +197,22 @@ int main(int argc, char** argv) {
   send->add_option("--to", sa.to,
                    "receiving fax machine's user ID, or t38:HOST:PORT for a raw T.38/TCP peer")
       ->required();
-  send->add_option("FILE", sa.files, "documents, sent in this order as one fax")->required()->check(CLI::ExistingFile);
-  send->add_option("--retries", sa.retries, "tries before the job fails")->check(CLI::Range(1, 100))->capture_default_str();
-  send->add_option("--retry-interval", sa.retry_interval, "seconds before a retry (doubles each try)")
-      ->check(CLI::Range(1, 86400))->capture_default_str();
+  send->add_option("FILE", sa.files, "documents, sent in this order as one fax")
+      ->required()
+      ->check(CLI::ExistingFile);
+  send->add_option("--retries", sa.retries, "tries before the job fails")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  send->add_option("--retry-interval", sa.retry_interval,
+                   "seconds before a retry (doubles each try)")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   send->add_option("--kill-time", sa.kill_time, "seconds after which an unfinished job fails")
-      ->check(CLI::Range(1, 30 * 86400))->capture_default_str();
+      ->check(CLI::Range(1, 30 * 86400))
+      ->capture_default_str();
   send->add_option("--resolution", sa.resolution, "fine (204x196 dpi) or standard (204x98)")
-      ->check(CLI::IsMember({"fine", "standard"}))->capture_default_str();
+      ->check(CLI::IsMember({"fine", "standard"}))
+      ->capture_default_str();
   send->add_flag("--wait", sa.wait, "wait until the job is done or failed (exit 1 if failed)");
 
   auto* jobs = app.add_subcommand("jobs", "list the outgoing queue");
@@ -219,8 +234,7 @@ int main(int argc, char** argv) {
     fax::job_queue q(spool_dir / "queue.db");
     if (*send) {
       if (!fax::raw_t38_address(sa.to) && !protocol::valid_user_id(sa.to)) {
-        throw std::runtime_error("invalid destination '" + sa.to +
-                                 "': a user ID or t38:HOST:PORT");
+        throw std::runtime_error("invalid destination '" + sa.to + "': a user ID or t38:HOST:PORT");
       }
       const auto [doc, pages] = prepare_document(spool_dir, sa);
       fax::job_request r;
@@ -239,7 +253,8 @@ int main(int argc, char** argv) {
     if (*inbox) print_inbox(spool_dir);
     if (*cancel) {
       if (!q.cancel(job_id, fax::unix_now())) {
-        throw std::runtime_error("job " + std::to_string(job_id) + " is not queued (unknown or finished)");
+        throw std::runtime_error("job " + std::to_string(job_id) +
+                                 " is not queued (unknown or finished)");
       }
       std::cout << "job " << job_id << " cancelled\n";
     }

@@ -88,13 +88,16 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "run the relay");
   std::string listen, port_file;
   bool plaintext = false;
-  serve_cmd->add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
+  serve_cmd->add_option("--config", config_file, "TOML configuration file")
+      ->check(CLI::ExistingFile);
   serve_cmd->add_option("--listen", listen, "ADDR:PORT to listen on (default 0.0.0.0:7443)");
-  serve_cmd->add_option("--data-dir", data_dir, "user store and certificate (default ./switchboard-data)");
+  serve_cmd->add_option("--data-dir", data_dir,
+                        "user store and certificate (default ./switchboard-data)");
   serve_cmd->add_flag("--plaintext", plaintext, "no TLS (tests and benchmarks only)");
   serve_cmd->add_option("--port-file", port_file, "write the bound port here (for --listen ...:0)");
 
-  auto* fp_cmd = app.add_subcommand("fingerprint", "print the relay certificate's SHA-256 fingerprint");
+  auto* fp_cmd =
+      app.add_subcommand("fingerprint", "print the relay certificate's SHA-256 fingerprint");
   fp_cmd->add_option("--data-dir", data_dir, "data directory (default ./switchboard-data)");
 
   auto* user_cmd = app.add_subcommand("user", "manage the user store");
@@ -122,7 +125,8 @@ int main(int argc, char** argv) {
   limit->add_option("N", max_lines, "lines (1-65535)")->required()->check(CLI::Range(1, 65535));
 
   // Options of a parent command may also follow its subcommands ("user add ID --data-dir D").
-  for (auto* sub : {serve_cmd, fp_cmd, user_cmd, add, del, list, passwd, allow, limit}) sub->fallthrough();
+  for (auto* sub : {serve_cmd, fp_cmd, user_cmd, add, del, list, passwd, allow, limit})
+    sub->fallthrough();
   CLI11_PARSE(app, argc, argv);
   try {
     cli::setup_logging(log_level);
@@ -147,11 +151,13 @@ int main(int argc, char** argv) {
     } else if (*list) {
       for (const auto& u : users->list_users()) print_user(u);
     } else if (*passwd) {
-      users->set_password(uid, cli::read_password(password_file, true, "New password for " + uid + ": "));
+      users->set_password(
+          uid, cli::read_password(password_file, true, "New password for " + uid + ": "));
       std::cout << "password changed for " << uid << '\n';
     } else if (*allow) {
       if (any && !callers.empty()) throw std::runtime_error("give callers or --any, not both");
-      if (!any && callers.empty()) throw std::runtime_error("give callers, or --any to allow anyone");
+      if (!any && callers.empty())
+        throw std::runtime_error("give callers, or --any to allow anyone");
       users->set_allow_list(uid, callers);
       print_user(*users->find_user(uid));
     } else if (*limit) {

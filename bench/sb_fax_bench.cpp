@@ -152,8 +152,8 @@ bool run_mode(bool tls, const bench_setup& b, const std::string& doc) {
         co_await poll_until([&] { return bob->stats().lines_vacant >= 2; },
                             std::chrono::seconds(10));
         for (int i = 0; i < b.runs; ++i) {
-          results.push_back(co_await one_fax(alice, doc, mopts.spool, static_cast<std::size_t>(i),
-                                             b.ecm));
+          results.push_back(
+              co_await one_fax(alice, doc, mopts.spool, static_cast<std::size_t>(i), b.ecm));
           if (!results.back().ok) break;
         }
       },
@@ -199,7 +199,9 @@ bool run_mode(bool tls, const bench_setup& b, const std::string& doc) {
 int main(int argc, char** argv) {
   CLI::App app{"sb_fax_bench: wall time and wire bytes of a fax relayed between two agents"};
   bench_setup b;
-  app.add_option("--pages", b.pages, "pages per fax")->check(CLI::Range(1, 100))->capture_default_str();
+  app.add_option("--pages", b.pages, "pages per fax")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   app.add_option("--runs", b.runs, "faxes per mode (median and min-max are printed)")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
@@ -207,21 +209,23 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "one run per mode, plaintext and TLS with ECM only");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
-  std::signal(SIGPIPE, SIG_IGN);  // as in the programs: a closed peer is an error code, not a signal
+  std::signal(SIGPIPE,
+              SIG_IGN);  // as in the programs: a closed peer is an error code, not a signal
   if (quick) b.runs = 1;
 
   fax::test::temp_dir docs;
   const std::string pdf = (fs::path(docs.path()) / "doc.pdf").string();
   fax::test::write_pdf(pdf, b.pages);
-  std::printf("sb_fax_bench: %d-page fax relayed through an in-process relay on loopback, %d run(s) each, "
-              "median [min-max]\n\n",
-              b.pages, b.runs);
-  std::printf("| mode | call to last page confirmed, ms | call to inbox entry, ms | "
-              "bytes sender->receiver | bytes receiver->sender |\n|---|---|---|---|---|\n");
+  std::printf(
+      "sb_fax_bench: %d-page fax relayed through an in-process relay on loopback, %d run(s) each, "
+      "median [min-max]\n\n",
+      b.pages, b.runs);
+  std::printf(
+      "| mode | call to last page confirmed, ms | call to inbox entry, ms | "
+      "bytes sender->receiver | bytes receiver->sender |\n|---|---|---|---|---|\n");
   bool ok = true;
   for (const bool fine : {true, false}) {
-    const std::string tif =
-        (fs::path(docs.path()) / (fine ? "fine.tif" : "standard.tif")).string();
+    const std::string tif = (fs::path(docs.path()) / (fine ? "fine.tif" : "standard.tif")).string();
     fax::to_tiff_f(pdf, tif, fine ? fax::resolution::fine : fax::resolution::standard);
     for (const bool ecm : {true, false}) {
       if (quick && (!ecm || !fine)) continue;

@@ -58,18 +58,28 @@ std::uint64_t parse_size(const std::string& text) {
   const double v = std::stod(text, &pos);
   const std::string unit = text.substr(pos);
   double mult = 1;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "Ki" || unit == "KiB") mult = 1024.0;
-  else if (unit == "Mi" || unit == "MiB") mult = 1024.0 * 1024;
-  else if (unit == "Gi" || unit == "GiB") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "K" || unit == "KB") mult = 1e3;
-  else if (unit == "M" || unit == "MB") mult = 1e6;
-  else if (unit == "G" || unit == "GB") mult = 1e9;
-  else throw std::invalid_argument("bad size unit in '" + text + "'");
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "Ki" || unit == "KiB")
+    mult = 1024.0;
+  else if (unit == "Mi" || unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "Gi" || unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "K" || unit == "KB")
+    mult = 1e3;
+  else if (unit == "M" || unit == "MB")
+    mult = 1e6;
+  else if (unit == "G" || unit == "GB")
+    mult = 1e9;
+  else
+    throw std::invalid_argument("bad size unit in '" + text + "'");
   return static_cast<std::uint64_t>(v * mult);
 }
 
-void print_json(const json& j) { std::cout << j.dump() << std::endl; }
+void print_json(const json& j) {
+  std::cout << j.dump() << std::endl;
+}
 
 void raise_fd_limit() {
   rlimit lim{};
@@ -79,7 +89,8 @@ void raise_fd_limit() {
   }
 }
 
-// --- latency statistics ---------------------------------------------------------------------------
+// --- latency statistics
+// ---------------------------------------------------------------------------
 
 json latency_json(std::vector<double> us) {
   json j;
@@ -207,8 +218,8 @@ class agent_dialer final : public dialer {
 // --- connection options shared by every client subcommand ---------------------------------------
 
 struct conn_options {
-  std::string connect;        // ADDR:PORT (plain TCP)
-  std::string relay;          // HOST:PORT (agent mode)
+  std::string connect;  // ADDR:PORT (plain TCP)
+  std::string relay;    // HOST:PORT (agent mode)
   std::string user;
   std::string password_env = "SWITCHBOARD_PASSWORD";
   std::string peer;
@@ -227,14 +238,18 @@ void add_conn_options(CLI::App* app, conn_options& o) {
   app->add_option("--connect", o.connect, "ADDR:PORT to connect to (plain TCP)");
   app->add_option("--relay", o.relay, "relay HOST:PORT: each stream is an agent call instead");
   app->add_option("--user", o.user, "agent mode: user ID to log in as");
-  app->add_option("--password-env", o.password_env, "agent mode: environment variable with the password")
+  app->add_option("--password-env", o.password_env,
+                  "agent mode: environment variable with the password")
       ->capture_default_str();
   app->add_option("--peer", o.peer, "agent mode: user ID to call");
   app->add_option("--service", o.service, "agent mode: service to call");
-  app->add_option("--fingerprint", o.fingerprint, "agent mode: relay certificate fingerprint (TLS)");
+  app->add_option("--fingerprint", o.fingerprint,
+                  "agent mode: relay certificate fingerprint (TLS)");
   app->add_flag("--plaintext", o.plaintext, "agent mode: relay runs with --plaintext");
-  app->add_option("--vacant-lines", o.vacant_lines, "agent mode: lines kept ready (default: per workload)");
-  app->add_option("--wait-target", o.wait_target_s, "agent mode: retry the first call for this long (s)")
+  app->add_option("--vacant-lines", o.vacant_lines,
+                  "agent mode: lines kept ready (default: per workload)");
+  app->add_option("--wait-target", o.wait_target_s,
+                  "agent mode: retry the first call for this long (s)")
       ->capture_default_str();
   app->add_option("--timeout", o.timeout_s, "give up the whole command after this long (s)")
       ->capture_default_str();
@@ -252,7 +267,8 @@ agent::agent_options make_agent_options(const conn_options& o, std::size_t vacan
   a.password = pw;
   a.plaintext = o.plaintext;
   if (!o.plaintext) {
-    if (o.fingerprint.empty()) throw std::runtime_error("agent mode needs --plaintext or --fingerprint");
+    if (o.fingerprint.empty())
+      throw std::runtime_error("agent mode needs --plaintext or --fingerprint");
     a.tls.fingerprint = o.fingerprint;
     a.tls.server_name = a.relay_host;
   }
@@ -342,7 +358,8 @@ awaitable<std::uint64_t> bulk_reader(stream_base& s, std::uint64_t bytes, std::s
     got += n;
   }
   if (got != bytes) {
-    throw std::runtime_error("echo returned " + std::to_string(got) + " of " + std::to_string(bytes) + " bytes");
+    throw std::runtime_error("echo returned " + std::to_string(got) + " of " +
+                             std::to_string(bytes) + " bytes");
   }
   co_return got;
 }
@@ -397,7 +414,8 @@ awaitable<json> run_pingpong(dialer& d, std::size_t count, std::size_t size, std
     const auto a = clk::now();
     co_await s->write(asio::buffer(out));
     if (!co_await read_full(*s, asio::buffer(in))) throw std::runtime_error("echo closed early");
-    if (i >= warmup) us.push_back(std::chrono::duration<double, std::micro>(clk::now() - a).count());
+    if (i >= warmup)
+      us.push_back(std::chrono::duration<double, std::micro>(clk::now() - a).count());
   }
   const double secs = seconds_since(t0);
   co_await s->shutdown_write();
@@ -444,7 +462,8 @@ awaitable<void> rate_worker(dialer& d, rate_state& st) {
   }
 }
 
-awaitable<json> run_rate(dialer& d, double seconds, std::size_t parallel, std::uint64_t max_sessions) {
+awaitable<json> run_rate(dialer& d, double seconds, std::size_t parallel,
+                         std::uint64_t max_sessions) {
   rate_state st;
   st.max_sessions = max_sessions;
   st.us.reserve(100000);
@@ -534,7 +553,8 @@ awaitable<json> run_idle(dialer& d, std::size_t count, std::size_t batch, bool p
 
 // Logs in `count` idle lines with `instances` call-only agent instances, one instance at a time.
 awaitable<json> run_idle_lines(asio::io_context& io, const conn_options& o, std::size_t count,
-                               std::size_t instances, double hold_s, const std::string& ready_file) {
+                               std::size_t instances, double hold_s,
+                               const std::string& ready_file) {
   std::vector<std::shared_ptr<agent::agent>> agents;
   const auto t0 = clk::now();
   std::size_t total = 0;
@@ -585,7 +605,8 @@ awaitable<void> echo_conn(tcp::socket s) {
   for (;;) {
     auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
     if (n > 0) {
-      auto [wec, wn] = co_await asio::async_write(s, asio::buffer(buf.data(), n), asio::as_tuple(use_awaitable));
+      auto [wec, wn] =
+          co_await asio::async_write(s, asio::buffer(buf.data(), n), asio::as_tuple(use_awaitable));
       if (wec) break;
     }
     if (ec) break;
@@ -673,49 +694,56 @@ int run_client(const std::string& workload, const conn_options& o, std::size_t d
     std::_Exit(3);
   });
   std::shared_ptr<agent::agent> a;
-  asio::co_spawn(io, [&]() -> awaitable<void> {
-    json j;
-    j["workload"] = workload;
-    try {
-      std::unique_ptr<dialer> d;
-      if (o.agent_mode()) {
-        if (o.user.empty() || o.peer.empty() || o.service.empty()) {
-          throw std::runtime_error("agent mode needs --user, --peer and --service");
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        json j;
+        j["workload"] = workload;
+        try {
+          std::unique_ptr<dialer> d;
+          if (o.agent_mode()) {
+            if (o.user.empty() || o.peer.empty() || o.service.empty()) {
+              throw std::runtime_error("agent mode needs --user, --peer and --service");
+            }
+            const std::size_t vacant =
+                o.vacant_lines > 0 ? static_cast<std::size_t>(o.vacant_lines) : default_vacant;
+            a = std::make_shared<agent::agent>(io.get_executor(), make_agent_options(o, vacant));
+            a->start();
+            co_await a->wait_ready();
+            d = std::make_unique<agent_dialer>(a, o.peer, o.service);
+            co_await probe_target(*d, o.wait_target_s);
+            j["vacant_lines"] = co_await wait_vacant(*a, vacant, std::chrono::seconds(30));
+          } else {
+            if (o.connect.empty())
+              throw std::runtime_error("give --connect ADDR:PORT or --relay ...");
+            const auto hp = net::parse_host_port(o.connect);
+            tcp::resolver r(io);
+            const auto eps =
+                co_await r.async_resolve(hp.host, std::to_string(hp.port), use_awaitable);
+            d = std::make_unique<tcp_dialer>(eps.begin()->endpoint());
+          }
+          j["mode"] = d->mode();
+          json result = co_await body(*d);
+          j.update(result);
+          if (a) {
+            const auto s = a->stats();
+            j["agent"] = {{"password_logins", s.password_logins},
+                          {"token_logins", s.token_logins},
+                          {"lines_lost", s.lines_lost},
+                          {"sessions", s.sessions},
+                          {"lines_open", s.lines_open}};
+          }
+          if (j.contains("errors") && j["errors"].get<std::uint64_t>() > 0) rc = 1;
+          if (j.contains("failed") && j["failed"].get<std::uint64_t>() > 0) rc = 1;
+        } catch (const std::exception& e) {
+          j["error"] = e.what();
+          rc = 2;
         }
-        const std::size_t vacant = o.vacant_lines > 0 ? static_cast<std::size_t>(o.vacant_lines)
-                                                      : default_vacant;
-        a = std::make_shared<agent::agent>(io.get_executor(), make_agent_options(o, vacant));
-        a->start();
-        co_await a->wait_ready();
-        d = std::make_unique<agent_dialer>(a, o.peer, o.service);
-        co_await probe_target(*d, o.wait_target_s);
-        j["vacant_lines"] = co_await wait_vacant(*a, vacant, std::chrono::seconds(30));
-      } else {
-        if (o.connect.empty()) throw std::runtime_error("give --connect ADDR:PORT or --relay ...");
-        const auto hp = net::parse_host_port(o.connect);
-        tcp::resolver r(io);
-        const auto eps = co_await r.async_resolve(hp.host, std::to_string(hp.port), use_awaitable);
-        d = std::make_unique<tcp_dialer>(eps.begin()->endpoint());
-      }
-      j["mode"] = d->mode();
-      json result = co_await body(*d);
-      j.update(result);
-      if (a) {
-        const auto s = a->stats();
-        j["agent"] = {{"password_logins", s.password_logins}, {"token_logins", s.token_logins},
-                      {"lines_lost", s.lines_lost}, {"sessions", s.sessions},
-                      {"lines_open", s.lines_open}};
-      }
-      if (j.contains("errors") && j["errors"].get<std::uint64_t>() > 0) rc = 1;
-      if (j.contains("failed") && j["failed"].get<std::uint64_t>() > 0) rc = 1;
-    } catch (const std::exception& e) {
-      j["error"] = e.what();
-      rc = 2;
-    }
-    print_json(j);
-    if (a) a->stop();
-    io.stop();
-  }, asio::detached);
+        print_json(j);
+        if (a) a->stop();
+        io.stop();
+      },
+      asio::detached);
   io.run();
   return rc;
 }
@@ -728,7 +756,8 @@ int main(int argc, char** argv) {
 
   std::string listen = "127.0.0.1:0", port_file;
   auto* echo_cmd = app.add_subcommand("echo-server", "echo every byte back (keeps half-close)");
-  auto* sink_cmd = app.add_subcommand("sink-server", "discard; at EOF reply the byte count (u64 LE)");
+  auto* sink_cmd =
+      app.add_subcommand("sink-server", "discard; at EOF reply the byte count (u64 LE)");
   for (auto* c : {echo_cmd, sink_cmd}) {
     c->add_option("--listen", listen, "ADDR:PORT")->capture_default_str();
     c->add_option("--port-file", port_file, "write the bound port here");
@@ -740,7 +769,8 @@ int main(int argc, char** argv) {
   bool echo = false;
   auto* bulk_cmd = app.add_subcommand("bulk", "throughput: K streams share --bytes");
   add_conn_options(bulk_cmd, o);
-  bulk_cmd->add_option("--bytes", bytes, "total bytes (suffixes Ki Mi Gi K M G)")->capture_default_str();
+  bulk_cmd->add_option("--bytes", bytes, "total bytes (suffixes Ki Mi Gi K M G)")
+      ->capture_default_str();
   bulk_cmd->add_option("--streams", streams, "concurrent streams")->capture_default_str();
   bulk_cmd->add_option("--chunk", chunk, "write size")->capture_default_str();
   bulk_cmd->add_flag("--echo", echo, "target echoes: send and receive everything (default: sink)");
@@ -755,30 +785,36 @@ int main(int argc, char** argv) {
   double seconds = 5;
   std::size_t parallel = 8;
   std::uint64_t max_sessions = 1'000'000;
-  auto* rate_cmd = app.add_subcommand("rate", "new sessions per second: connect, 1 byte echo, close");
+  auto* rate_cmd =
+      app.add_subcommand("rate", "new sessions per second: connect, 1 byte echo, close");
   add_conn_options(rate_cmd, o);
   rate_cmd->add_option("--seconds", seconds, "duration")->capture_default_str();
   rate_cmd->add_option("--parallel", parallel, "concurrent workers")->capture_default_str();
-  rate_cmd->add_option("--max-sessions", max_sessions, "stop after this many")->capture_default_str();
+  rate_cmd->add_option("--max-sessions", max_sessions, "stop after this many")
+      ->capture_default_str();
 
   std::size_t batch = 64, instances = 15;
   double hold = 30;
   std::string ready_file;
   bool no_ping = false;
-  auto* idle_cmd = app.add_subcommand("idle", "open N connections (1 byte echo each) and hold them");
+  auto* idle_cmd =
+      app.add_subcommand("idle", "open N connections (1 byte echo each) and hold them");
   add_conn_options(idle_cmd, o);
   idle_cmd->add_option("--count", count, "connections")->capture_default_str();
   idle_cmd->add_option("--batch", batch, "opened concurrently")->capture_default_str();
-  idle_cmd->add_option("--hold-seconds", hold, "hold this long (or until SIGTERM)")->capture_default_str();
+  idle_cmd->add_option("--hold-seconds", hold, "hold this long (or until SIGTERM)")
+      ->capture_default_str();
   idle_cmd->add_option("--ready-file", ready_file, "written once all are open");
   idle_cmd->add_flag("--no-ping", no_ping, "do not echo a byte on each connection");
 
-  auto* lines_cmd = app.add_subcommand("sb-idle-lines", "log in N idle lines (agent instances, no sessions)");
+  auto* lines_cmd =
+      app.add_subcommand("sb-idle-lines", "log in N idle lines (agent instances, no sessions)");
   add_conn_options(lines_cmd, o);
   lines_cmd->add_option("--count", count, "lines")->capture_default_str();
   lines_cmd->add_option("--instances", instances, "agent instances sharing them (one at a time)")
       ->capture_default_str();
-  lines_cmd->add_option("--hold-seconds", hold, "hold this long (or until SIGTERM)")->capture_default_str();
+  lines_cmd->add_option("--hold-seconds", hold, "hold this long (or until SIGTERM)")
+      ->capture_default_str();
   lines_cmd->add_option("--ready-file", ready_file, "written once all are logged in");
 
   CLI11_PARSE(app, argc, argv);
@@ -791,20 +827,20 @@ int main(int argc, char** argv) {
     if (*bulk_cmd) {
       const std::uint64_t total = parse_size(bytes);
       const std::size_t ch = static_cast<std::size_t>(parse_size(chunk));
-      if (streams == 0 || total < streams || ch == 0) throw std::invalid_argument("bad --bytes/--streams/--chunk");
-      return run_client("bulk", o, streams + 2, [&](dialer& d) {
-        return run_bulk(d, total, streams, ch, echo);
-      });
+      if (streams == 0 || total < streams || ch == 0)
+        throw std::invalid_argument("bad --bytes/--streams/--chunk");
+      return run_client("bulk", o, streams + 2,
+                        [&](dialer& d) { return run_bulk(d, total, streams, ch, echo); });
     }
     if (*pp_cmd) {
       if (size == 0 || count == 0) throw std::invalid_argument("bad --size/--count");
-      return run_client("pingpong", o, 2, [&](dialer& d) { return run_pingpong(d, count, size, warmup); });
+      return run_client("pingpong", o, 2,
+                        [&](dialer& d) { return run_pingpong(d, count, size, warmup); });
     }
     if (*rate_cmd) {
       if (parallel == 0) throw std::invalid_argument("bad --parallel");
-      return run_client("rate", o, parallel + 2, [&](dialer& d) {
-        return run_rate(d, seconds, parallel, max_sessions);
-      });
+      return run_client("rate", o, parallel + 2,
+                        [&](dialer& d) { return run_rate(d, seconds, parallel, max_sessions); });
     }
     if (*idle_cmd) {
       return run_client("idle", o, std::min<std::size_t>(batch + 2, count + 1), [&](dialer& d) {
@@ -812,23 +848,28 @@ int main(int argc, char** argv) {
       });
     }
     if (*lines_cmd) {
-      if (!o.agent_mode() || o.user.empty()) throw std::invalid_argument("sb-idle-lines needs --relay and --user");
+      if (!o.agent_mode() || o.user.empty())
+        throw std::invalid_argument("sb-idle-lines needs --relay and --user");
       asio::io_context io(1);
       int rc = 0;
-      asio::co_spawn(io, [&]() -> awaitable<void> {
-        json j;
-        j["workload"] = "sb-idle-lines";
-        try {
-          j.update(co_await run_idle_lines(io, o, count, instances, hold, ready_file));
-          if (j.contains("error")) rc = 1;
-        } catch (const std::exception& e) {
-          j["error"] = e.what();
-          rc = 2;
-        }
-        print_json(j);
-        io.stop();
-      }, asio::detached);
-      asio::steady_timer limit(io, std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
+      asio::co_spawn(
+          io,
+          [&]() -> awaitable<void> {
+            json j;
+            j["workload"] = "sb-idle-lines";
+            try {
+              j.update(co_await run_idle_lines(io, o, count, instances, hold, ready_file));
+              if (j.contains("error")) rc = 1;
+            } catch (const std::exception& e) {
+              j["error"] = e.what();
+              rc = 2;
+            }
+            print_json(j);
+            io.stop();
+          },
+          asio::detached);
+      asio::steady_timer limit(io,
+                               std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
       limit.async_wait([&](const error_code& ec) {
         if (ec) return;
         print_json(json{{"workload", "sb-idle-lines"}, {"error", "timeout"}});

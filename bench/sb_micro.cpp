@@ -46,7 +46,9 @@ void encode_bench(benchmark::State& state, const p::message& m) {
   }
 }
 
-void BM_encode_ping(benchmark::State& state) { encode_bench<p::ping>(state, p::message(p::ping{42})); }
+void BM_encode_ping(benchmark::State& state) {
+  encode_bench<p::ping>(state, p::message(p::ping{42}));
+}
 BENCHMARK(BM_encode_ping);
 
 void BM_encode_demand(benchmark::State& state) {
@@ -63,15 +65,19 @@ BENCHMARK(BM_encode_terminate);
 
 void decode_bench(benchmark::State& state, const p::message& m) {
   const auto frame = p::encode(m);
-  const auto h = p::parse_header(std::span<const std::uint8_t, p::header_size>(frame.data(), p::header_size));
-  const std::span<const std::uint8_t> payload(frame.data() + p::header_size, frame.size() - p::header_size);
+  const auto h =
+      p::parse_header(std::span<const std::uint8_t, p::header_size>(frame.data(), p::header_size));
+  const std::span<const std::uint8_t> payload(frame.data() + p::header_size,
+                                              frame.size() - p::header_size);
   for (auto _ : state) {
     auto out = p::decode(h.type, payload);
     benchmark::DoNotOptimize(out);
   }
 }
 
-void BM_decode_pong(benchmark::State& state) { decode_bench(state, p::message(p::pong{7})); }
+void BM_decode_pong(benchmark::State& state) {
+  decode_bench(state, p::message(p::pong{7}));
+}
 BENCHMARK(BM_decode_pong);
 
 void BM_decode_demand(benchmark::State& state) {

@@ -34,7 +34,8 @@ agent::~agent() = default;
 void agent::start() {
   if (running_) return;
   running_ = true;
-  asio::co_spawn(ex_, [self = shared_from_this()] { return self->maintain(); }, asio::detached);
+  asio::co_spawn(
+      ex_, [self = shared_from_this()] { return self->maintain(); }, asio::detached);
 }
 
 void agent::stop() {
@@ -144,7 +145,8 @@ awaitable<void> agent::maintain() {
         auto l = std::make_shared<agent_line>(self);
         lines_.push_back(l);
         retry_at_once_ = false;  // a new wave: its own failures back off again
-        asio::co_spawn(ex_, [l] { return l->run(); }, asio::detached);
+        asio::co_spawn(
+            ex_, [l] { return l->run(); }, asio::detached);
         if (!token_) break;
       }
     }
@@ -213,8 +215,10 @@ awaitable<std::vector<std::string>> agent::peers() {
 agent_stats agent::stats() const {
   agent_stats s = stats_;
   s.lines_open = lines_.size();
-  s.lines_vacant = static_cast<std::size_t>(std::count_if(
-      lines_.begin(), lines_.end(), [](const auto& l) { return l->state() == line_state::vacant; }));
+  s.lines_vacant =
+      static_cast<std::size_t>(std::count_if(lines_.begin(), lines_.end(), [](const auto& l) {
+        return l->state() == line_state::vacant;
+      }));
   return s;
 }
 

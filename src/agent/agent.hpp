@@ -32,7 +32,7 @@ namespace switchboard::agent {
 
 struct incoming_call {
   incoming_call(std::string c, std::string s) : caller(std::move(c)), service(std::move(s)) {}
-  std::string caller;   // authenticated by the relay
+  std::string caller;  // authenticated by the relay
   std::string service;
 };
 
@@ -60,8 +60,8 @@ class call_error : public std::runtime_error {
 struct agent_stats {
   std::uint64_t password_logins = 0;
   std::uint64_t token_logins = 0;
-  std::uint64_t lines_lost = 0;      // lines that died or were replaced
-  std::uint64_t sessions = 0;        // calls placed plus calls accepted
+  std::uint64_t lines_lost = 0;  // lines that died or were replaced
+  std::uint64_t sessions = 0;    // calls placed plus calls accepted
   std::size_t lines_open = 0;
   std::size_t lines_vacant = 0;
 };
@@ -119,7 +119,7 @@ class agent : public std::enable_shared_from_this<agent> {
   std::optional<protocol::line_token> token_;
   incoming_handler incoming_;
   std::list<std::shared_ptr<agent_line>> lines_;
-  net::event pool_changed_;   // wakes maintain()
+  net::event pool_changed_;       // wakes maintain()
   net::broadcast lines_changed_;  // wakes everyone waiting for a usable line
   bool running_ = false;
   std::optional<call_error> fatal_;

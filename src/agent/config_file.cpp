@@ -16,8 +16,7 @@ std::pair<std::string, std::string> parse_peer_service(const std::string& text) 
   std::string service = text.substr(colon + 1);
   if (!protocol::valid_user_id(peer)) throw std::invalid_argument("invalid user ID '" + peer + "'");
   if (!protocol::valid_service_name(service)) {
-    throw std::invalid_argument("invalid service name '" + service +
-                                "' (1-32 of a-z 0-9 . _ -)");
+    throw std::invalid_argument("invalid service name '" + service + "' (1-32 of a-z 0-9 . _ -)");
   }
   return {peer, service};
 }
@@ -35,8 +34,9 @@ std::pair<std::string, net::host_port> parse_service_spec(const std::string& tex
 agent_config load_agent_config(const std::filesystem::path& file, agent_config c) {
   const std::string where = file.string();
   const toml::table t = net::parse_toml_file(where);
-  net::check_keys(t, {"relay", "user", "password_file", "fingerprint", "ca", "plaintext",
-                      "keepalive_ms", "vacant_lines", "connect_timeout_ms", "services", "forward"},
+  net::check_keys(t,
+                  {"relay", "user", "password_file", "fingerprint", "ca", "plaintext",
+                   "keepalive_ms", "vacant_lines", "connect_timeout_ms", "services", "forward"},
                   where);
   auto& o = c.options;
   if (const auto relay = t.get("relay")) {
@@ -50,13 +50,15 @@ agent_config load_agent_config(const std::filesystem::path& file, agent_config c
   o.tls.ca_file = net::get_or<std::string>(t, "ca", o.tls.ca_file.string(), where);
   o.plaintext = net::get_or<bool>(t, "plaintext", o.plaintext, where);
   o.keepalive = net::get_ms(t, "keepalive_ms", o.keepalive, where);
-  o.vacant_lines = static_cast<std::size_t>(
-      net::get_or<std::int64_t>(t, "vacant_lines", static_cast<std::int64_t>(o.vacant_lines), where));
+  o.vacant_lines = static_cast<std::size_t>(net::get_or<std::int64_t>(
+      t, "vacant_lines", static_cast<std::int64_t>(o.vacant_lines), where));
   o.connect_timeout = net::get_ms(t, "connect_timeout_ms", o.connect_timeout, where);
   if (const auto* st = t.get_as<toml::table>("services")) {
     for (const auto& [name, addr] : *st) {
       const auto v = addr.value<std::string>();
-      if (!v) throw std::runtime_error(where + ": [services] " + std::string(name.str()) + " must be \"HOST:PORT\"");
+      if (!v)
+        throw std::runtime_error(where + ": [services] " + std::string(name.str()) +
+                                 " must be \"HOST:PORT\"");
       const auto spec = parse_service_spec(std::string(name.str()) + "=" + *v);
       c.services[spec.first] = spec.second;
     }

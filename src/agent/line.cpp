@@ -62,7 +62,8 @@ awaitable<void> agent_line::run() {
     const auto r = co_await (attempt_login() || limit.async_wait(use_awaitable));
     if (r.index() == 1) throw line_gone("connect and login timed out");
     if (const auto failure = std::get<0>(r)) std::rethrow_exception(failure);
-    asio::co_spawn(owner_->executor(), [self] { return self->keepalive(); }, asio::detached);
+    asio::co_spawn(
+        owner_->executor(), [self] { return self->keepalive(); }, asio::detached);
     co_await read_loop();
     error_ = "relay closed the line";
   } catch (const call_error& e) {
@@ -105,8 +106,8 @@ awaitable<void> agent_line::connect_and_login() {
   const auto& opts = owner_->options();
   const auto ex = owner_->executor();
   tcp::resolver resolver(ex);
-  const auto endpoints =
-      co_await resolver.async_resolve(opts.relay_host, std::to_string(opts.relay_port), use_awaitable);
+  const auto endpoints = co_await resolver.async_resolve(
+      opts.relay_host, std::to_string(opts.relay_port), use_awaitable);
   tcp::socket socket(ex);
   co_await asio::async_connect(socket, endpoints, use_awaitable);
   if (SSL_CTX* ctx = owner_->tls_context()) {
@@ -179,7 +180,8 @@ awaitable<void> agent_line::keepalive() {
     // by what it reads from it.
     const bool relaxed = state_ == line_state::paired || state_ == line_state::releasing;
     if ((!ping_outstanding_ || relaxed) && !ping_in_flight_ && now - last_ping_ >= keepalive_) {
-      asio::co_spawn(owner_->executor(), [self] { return self->send_ping(); }, asio::detached);
+      asio::co_spawn(
+          owner_->executor(), [self] { return self->send_ping(); }, asio::detached);
     }
   }
 }

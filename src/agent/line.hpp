@@ -75,9 +75,9 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   std::shared_ptr<agent> owner_;
   std::optional<net::line_stream> stream_;
   net::async_mutex write_mutex_;
-  net::event reply_ready_;     // CONNECTED / FAIL / PEERS arrived, or the line died
-  net::event data_ready_;      // DATA header, EOF, TERMINATE arrived, or the line died
-  net::event data_consumed_;   // the application took the pending payload
+  net::event reply_ready_;    // CONNECTED / FAIL / PEERS arrived, or the line died
+  net::event data_ready_;     // DATA header, EOF, TERMINATE arrived, or the line died
+  net::event data_consumed_;  // the application took the pending payload
   asio::steady_timer keepalive_timer_;
   line_state state_ = line_state::connecting;
   bool logged_in_ = false;

@@ -16,12 +16,12 @@ struct agent_options {
   std::uint16_t relay_port = 7443;
   std::string user;
   std::string password;
-  bool plaintext = false;          // must match the relay; never a fallback
-  net::client_tls_options tls;     // fingerprint or CA file (TLS only)
+  bool plaintext = false;       // must match the relay; never a fallback
+  net::client_tls_options tls;  // fingerprint or CA file (TLS only)
 
-  milliseconds keepalive{25'000};  // requested; the relay may grant less
-  std::size_t vacant_lines = 2;    // idle lines kept ready to be called and to call
-  milliseconds surplus_idle{60'000};  // surplus vacant lines idle this long are closed
+  milliseconds keepalive{25'000};        // requested; the relay may grant less
+  std::size_t vacant_lines = 2;          // idle lines kept ready to be called and to call
+  milliseconds surplus_idle{60'000};     // surplus vacant lines idle this long are closed
   milliseconds connect_timeout{10'000};  // TCP + TLS + LOGIN of one line
   milliseconds call_timeout{45'000};     // local guard on top of the relay's demand deadline
   milliseconds backoff_initial{250};

@@ -46,9 +46,17 @@ awaitable<void> session::close(protocol::error_code code, std::string message) {
   co_await core->line->end_session(*core, code, std::move(message));
 }
 
-std::optional<termination> session::terminated() const { return core_->ended; }
-const std::string& session::peer() const { return core_->peer; }
-const std::string& session::service() const { return core_->service; }
-std::uint32_t session::id() const { return core_->id; }
+std::optional<termination> session::terminated() const {
+  return core_->ended;
+}
+const std::string& session::peer() const {
+  return core_->peer;
+}
+const std::string& session::service() const {
+  return core_->service;
+}
+std::uint32_t session::id() const {
+  return core_->id;
+}
 
 }  // namespace switchboard::agent

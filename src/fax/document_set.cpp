@@ -1,7 +1,7 @@
 #include "fax/document_set.hpp"
 
-#include <filesystem>
 #include <unistd.h>
+#include <filesystem>
 
 #include "fax/error.hpp"
 #include "fax/image_io.hpp"

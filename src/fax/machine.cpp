@@ -92,7 +92,8 @@ agent::incoming_handler receiver::handler() {
     }
     if (self->active_ >= self->opts_.max_calls) {
       spdlog::info("fax call from {} refused: busy ({} calls)", call.caller, self->active_);
-      co_return agent::answer::reject(error_code::target_busy, "the fax machine is on another call");
+      co_return agent::answer::reject(error_code::target_busy,
+                                      "the fax machine is on another call");
     }
     agent::answer a;
     a.serve = [self](agent::session s) { return self->receive_relayed(std::move(s)); };
@@ -272,19 +273,18 @@ awaitable<void> queue_worker::attempt_raw(job j, net::host_port to) {
     tcp::resolver resolver(ex);
     asio::steady_timer limit(ex, std::chrono::seconds(10));
     const std::string port = std::to_string(to.port);  // named locals: GCC 12 coroutine rule
-    auto resolved = co_await (
-        resolver.async_resolve(to.host, port, asio::as_tuple(use_awaitable)) ||
-        limit.async_wait(use_awaitable));
+    auto resolved =
+        co_await (resolver.async_resolve(to.host, port, asio::as_tuple(use_awaitable)) ||
+                  limit.async_wait(use_awaitable));
     if (resolved.index() == 1) {
       ec = asio::error::timed_out;
     } else if (std::get<0>(std::get<0>(resolved))) {
       ec = std::get<0>(std::get<0>(resolved));
     } else {
       limit.expires_after(std::chrono::seconds(10));
-      auto connected = co_await (
-          asio::async_connect(socket, std::get<1>(std::get<0>(resolved)),
-                              asio::as_tuple(use_awaitable)) ||
-          limit.async_wait(use_awaitable));
+      auto connected = co_await (asio::async_connect(socket, std::get<1>(std::get<0>(resolved)),
+                                                     asio::as_tuple(use_awaitable)) ||
+                                 limit.async_wait(use_awaitable));
       ec = connected.index() == 1 ? asio::error::timed_out : std::get<0>(std::get<0>(connected));
     }
   }
@@ -349,8 +349,8 @@ void queue_worker::finish(const job& j, const fax_result& r, const std::string& 
   }
   const std::string why = r.error.empty() ? r.completion_text : r.error;
   const auto st = queue_->retry_later(j.id, why, unix_now());
-  spdlog::info("job {}: {} ({} of {} pages confirmed) -> {}", j.id, why, r.next_page,
-               j.pages_total, to_string(st));
+  spdlog::info("job {}: {} ({} of {} pages confirmed) -> {}", j.id, why, r.next_page, j.pages_total,
+               to_string(st));
 }
 
 }  // namespace switchboard::fax

@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "agent/agent.hpp"
 #include "fax/byte_stream.hpp"

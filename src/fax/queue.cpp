@@ -105,12 +105,18 @@ class stmt {
 
 const char* to_string(job_state s) {
   switch (s) {
-    case job_state::pending: return "pending";
-    case job_state::sleeping: return "sleeping";
-    case job_state::running: return "running";
-    case job_state::done: return "done";
-    case job_state::failed: return "failed";
-    case job_state::cancelled: return "cancelled";
+    case job_state::pending:
+      return "pending";
+    case job_state::sleeping:
+      return "sleeping";
+    case job_state::running:
+      return "running";
+    case job_state::done:
+      return "done";
+    case job_state::failed:
+      return "failed";
+    case job_state::cancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -141,7 +147,9 @@ struct job_queue::impl {
   }
   void set_state(std::int64_t id, job_state st, const std::string& error, std::int64_t next_try,
                  std::int64_t now) {
-    stmt s(db, "UPDATE jobs SET state = ?2, last_error = ?3, next_try = ?4, updated = ?5 WHERE id = ?1");
+    stmt s(
+        db,
+        "UPDATE jobs SET state = ?2, last_error = ?3, next_try = ?4, updated = ?5 WHERE id = ?1");
     s.bind(1, id).bind(2, to_string(st)).bind(3, error).bind(4, next_try).bind(5, now).step();
   }
 };
@@ -158,7 +166,9 @@ job_queue::job_queue(const std::filesystem::path& db_file) : impl_(std::make_uni
   impl_->exec(schema);
 }
 
-job_queue::~job_queue() { sqlite3_close(impl_->db); }
+job_queue::~job_queue() {
+  sqlite3_close(impl_->db);
+}
 
 std::int64_t job_queue::submit(const job_request& r, std::int64_t now) {
   std::lock_guard lock(impl_->mutex);
@@ -227,7 +237,8 @@ std::optional<std::int64_t> job_queue::next_due_in(std::int64_t now) {
 
 void job_queue::page_confirmed(std::int64_t id, int pages_confirmed, std::int64_t now) {
   std::lock_guard lock(impl_->mutex);
-  stmt s(impl_->db, "UPDATE jobs SET pages_confirmed = MAX(pages_confirmed, ?2), updated = ?3 WHERE id = ?1");
+  stmt s(impl_->db,
+         "UPDATE jobs SET pages_confirmed = MAX(pages_confirmed, ?2), updated = ?3 WHERE id = ?1");
   s.bind(1, id).bind(2, pages_confirmed).bind(3, now).step();
 }
 

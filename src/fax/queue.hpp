@@ -28,19 +28,19 @@ const char* to_string(job_state s);
 
 struct job {
   std::int64_t id = 0;
-  std::string to;                 // receiving fax machine's user ID
-  std::filesystem::path document; // TIFF-F in the spool
+  std::string to;                  // receiving fax machine's user ID
+  std::filesystem::path document;  // TIFF-F in the spool
   int pages_total = 0;
   int pages_confirmed = 0;
   job_state state = job_state::pending;
   int tries = 0;
   int max_tries = 3;
   std::int64_t retry_interval_s = 60;
-  std::int64_t kill_time = 0;     // unix seconds; the job fails if not done by then
-  std::int64_t next_try = 0;      // unix seconds
-  bool fine = true;               // resolution
+  std::int64_t kill_time = 0;  // unix seconds; the job fails if not done by then
+  std::int64_t next_try = 0;   // unix seconds
+  bool fine = true;            // resolution
   bool cancel_requested = false;
-  std::string last_error;         // in words, e.g. the T.30 result text
+  std::string last_error;  // in words, e.g. the T.30 result text
   std::int64_t created = 0;
   std::int64_t updated = 0;
 };

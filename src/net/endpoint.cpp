@@ -21,7 +21,8 @@ host_port parse_host_port(std::string_view text) {
   }
   if (host.empty()) throw bad("empty host");
   unsigned port = 0;
-  const auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto [ptr, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535 ||
       port_text.empty()) {
     throw bad("port must be a number from 0 to 65535");

@@ -68,7 +68,8 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
   while (n > 0 || in_pipe_ > 0) {
     bool progressed = false;
     if (n > 0) {
-      const ssize_t got = ::splice(in, nullptr, pipe_w_, nullptr, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      const ssize_t got =
+          ::splice(in, nullptr, pipe_w_, nullptr, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (got == 0) throw boost::system::system_error(asio::error::eof);
       if (got < 0 && errno != EAGAIN) throw_errno("splice from line");
       if (got > 0) {
@@ -96,8 +97,8 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
     if (progressed) continue;
     if (in_pipe_ > 0) {
       st.blocked_on_peer = true;
-      auto [ec] = co_await to.socket().async_wait(tcp::socket::wait_write,
-                                                  asio::as_tuple(use_awaitable));
+      auto [ec] =
+          co_await to.socket().async_wait(tcp::socket::wait_write, asio::as_tuple(use_awaitable));
       st.blocked_on_peer = false;
       st.last_rx = std::chrono::steady_clock::now();  // silence is judged afresh after a block
       if (ec) {
@@ -130,8 +131,8 @@ awaitable<bool> forward_path::copy_payload(line_stream& from, line_stream* to, s
       st.blocked_on_peer = true;
       if (first && has_chunk) {
         // Header and first chunk leave in one write (one TLS record on a TLS line).
-        const auto h = protocol::encode_header(protocol::frame_type::data,
-                                               static_cast<std::uint32_t>(total));
+        const auto h =
+            protocol::encode_header(protocol::frame_type::data, static_cast<std::uint32_t>(total));
         std::copy(h.begin(), h.end(), chunk_.get());
         co_await to->write_all(asio::buffer(chunk_.get(), protocol::header_size + got));
       } else {

@@ -45,15 +45,13 @@ class forward_path {
   bool splicing() const { return pipe_r_ >= 0; }
 
  private:
-  awaitable<bool> splice_payload(line_stream& from, line_stream& to, std::size_t n,
-                                 liveness& st);
-  awaitable<bool> copy_payload(line_stream& from, line_stream* to, std::size_t n,
-                               liveness& st);
+  awaitable<bool> splice_payload(line_stream& from, line_stream& to, std::size_t n, liveness& st);
+  awaitable<bool> copy_payload(line_stream& from, line_stream* to, std::size_t n, liveness& st);
 
   int pipe_r_ = -1;
   int pipe_w_ = -1;
-  std::size_t in_pipe_ = 0;  // bytes spliced in and not yet out
-  bool broken_ = false;      // the destination failed; the pipe may hold stale bytes
+  std::size_t in_pipe_ = 0;                // bytes spliced in and not yet out
+  bool broken_ = false;                    // the destination failed; the pipe may hold stale bytes
   std::unique_ptr<std::uint8_t[]> chunk_;  // header + payload chunk (copy path only)
 };
 

@@ -22,7 +22,8 @@ awaitable<protocol::message> read_control(line_stream& s, protocol::frame_header
 awaitable<void> skip_payload(line_stream& s, std::size_t n) {
   std::array<std::uint8_t, 4096> sink{};
   while (n > 0) {
-    const std::size_t got = co_await s.read_some(asio::buffer(sink.data(), std::min(n, sink.size())));
+    const std::size_t got =
+        co_await s.read_some(asio::buffer(sink.data(), std::min(n, sink.size())));
     if (got == 0) throw boost::system::system_error(asio::error::eof);
     n -= got;
   }

@@ -21,7 +21,9 @@ void prepare(tcp::socket& s) {
 }
 }  // namespace
 
-line_stream::line_stream(tcp::socket socket) : socket_(std::move(socket)) { prepare(socket_); }
+line_stream::line_stream(tcp::socket socket) : socket_(std::move(socket)) {
+  prepare(socket_);
+}
 
 line_stream::line_stream(tcp::socket socket, SSL_CTX* ctx, bool is_server)
     : socket_(std::move(socket)), ssl_(SSL_new(ctx)) {

@@ -40,7 +40,8 @@ std::string fingerprint_of_cert_file(const std::filesystem::path& pem_file);
 std::string normalize_fingerprint(std::string_view text);
 
 // Server context: TLS 1.3 only, SSL_MODE_RELEASE_BUFFERS (idle lines hold no record buffers),
-// no session tickets (lines never resume). Throws std::runtime_error naming the file on a bad cert or key.
+// no session tickets (lines never resume). Throws std::runtime_error naming the file on a bad cert
+// or key.
 ssl_ctx_ptr make_server_context(const server_identity& id);
 
 struct client_tls_options {
@@ -51,8 +52,8 @@ struct client_tls_options {
 };
 
 // Client context: TLS 1.3 only, SSL_MODE_RELEASE_BUFFERS, peer verification on. In fingerprint mode
-// the handshake fails unless the leaf certificate's SHA-256 matches; in CA mode the chain must verify
-// against ca_file. Throws std::invalid_argument if neither or both are set.
+// the handshake fails unless the leaf certificate's SHA-256 matches; in CA mode the chain must
+// verify against ca_file. Throws std::invalid_argument if neither or both are set.
 ssl_ctx_ptr make_client_context(const client_tls_options& opts);
 
 // For CA mode: sets SNI and the expected host name on a new SSL object made from such a context.

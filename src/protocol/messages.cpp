@@ -25,7 +25,9 @@ class writer {
     u32(static_cast<std::uint32_t>(v >> 32));
     u32(static_cast<std::uint32_t>(v));
   }
-  void raw(std::span<const std::uint8_t> bytes) { out_.insert(out_.end(), bytes.begin(), bytes.end()); }
+  void raw(std::span<const std::uint8_t> bytes) {
+    out_.insert(out_.end(), bytes.begin(), bytes.end());
+  }
   void str8(std::string_view s) {
     if (s.size() > 0xff) throw protocol_violation("str8 field over 255 bytes");
     u8(static_cast<std::uint8_t>(s.size()));
@@ -202,16 +204,20 @@ message decode_fields(frame_type type, reader& r) {
       m.answers = flags & 1;
       return m;
     }
-    case frame_type::ping: return ping{r.u64()};
-    case frame_type::pong: return pong{r.u64()};
-    case frame_type::peers_request: return peers_request{};
+    case frame_type::ping:
+      return ping{r.u64()};
+    case frame_type::pong:
+      return pong{r.u64()};
+    case frame_type::peers_request:
+      return peers_request{};
     case frame_type::demand: {
       demand m;
       m.target = checked_user(r.str8(), "DEMAND");
       m.service = checked_service(r.str8());
       return m;
     }
-    case frame_type::accept: return accept{r.u32()};
+    case frame_type::accept:
+      return accept{r.u32()};
     case frame_type::reject: {
       reject m;
       m.session = r.u32();
@@ -219,12 +225,18 @@ message decode_fields(frame_type type, reader& r) {
       m.reason = checked_text(r.str16());
       return m;
     }
-    case frame_type::logout: return logout{};
-    case frame_type::release: return release{};
-    case frame_type::eof: return eof{};
-    case frame_type::terminate: return decode_coded<terminate>(r);
-    case frame_type::fail: return decode_coded<fail>(r);
-    case frame_type::logged_out: return decode_coded<logged_out>(r);
+    case frame_type::logout:
+      return logout{};
+    case frame_type::release:
+      return release{};
+    case frame_type::eof:
+      return eof{};
+    case frame_type::terminate:
+      return decode_coded<terminate>(r);
+    case frame_type::fail:
+      return decode_coded<fail>(r);
+    case frame_type::logged_out:
+      return decode_coded<logged_out>(r);
     case frame_type::login_ok: {
       login_ok m;
       m.line = r.u32();
@@ -257,8 +269,10 @@ message decode_fields(frame_type type, reader& r) {
       m.target = checked_user(r.str8(), "CONNECTED");
       return m;
     }
-    case frame_type::released: return released{};
-    case frame_type::data: break;
+    case frame_type::released:
+      return released{};
+    case frame_type::data:
+      break;
   }
   throw protocol_violation("DATA payloads are not control messages");
 }
@@ -267,12 +281,11 @@ message decode_fields(frame_type type, reader& r) {
 
 frame_type type_of(const message& m) {
   static constexpr frame_type types[] = {
-      frame_type::login,     frame_type::ping,      frame_type::peers_request,
-      frame_type::demand,    frame_type::accept,    frame_type::reject,
-      frame_type::logout,    frame_type::release,   frame_type::eof,
-      frame_type::terminate, frame_type::login_ok,  frame_type::pong,
-      frame_type::peers,     frame_type::incoming,  frame_type::connected,
-      frame_type::fail,      frame_type::logged_out, frame_type::released};
+      frame_type::login,      frame_type::ping,      frame_type::peers_request, frame_type::demand,
+      frame_type::accept,     frame_type::reject,    frame_type::logout,        frame_type::release,
+      frame_type::eof,        frame_type::terminate, frame_type::login_ok,      frame_type::pong,
+      frame_type::peers,      frame_type::incoming,  frame_type::connected,     frame_type::fail,
+      frame_type::logged_out, frame_type::released};
   static_assert(std::size(types) == std::variant_size_v<message>);
   return types[m.index()];
 }

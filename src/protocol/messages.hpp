@@ -113,9 +113,9 @@ struct logged_out {
 };
 struct released {};
 
-using message = std::variant<login, ping, peers_request, demand, accept, reject, logout, release,
-                             eof, terminate, login_ok, pong, peers, incoming, connected, fail,
-                             logged_out, released>;
+using message =
+    std::variant<login, ping, peers_request, demand, accept, reject, logout, release, eof,
+                 terminate, login_ok, pong, peers, incoming, connected, fail, logged_out, released>;
 
 frame_type type_of(const message& m);
 

@@ -7,8 +7,8 @@ namespace switchboard::relay {
 relay_config load_relay_config(const std::filesystem::path& file, relay_config c) {
   const std::string where = file.string();
   const toml::table t = net::parse_toml_file(where);
-  net::check_keys(t, {"listen", "data_dir", "plaintext", "cert_file", "key_file", "timeouts", "limits"},
-                  where);
+  net::check_keys(
+      t, {"listen", "data_dir", "plaintext", "cert_file", "key_file", "timeouts", "limits"}, where);
   c.listen = net::get_or<std::string>(t, "listen", c.listen, where);
   c.data_dir = net::get_or<std::string>(t, "data_dir", c.data_dir.string(), where);
   c.plaintext = net::get_or<bool>(t, "plaintext", c.plaintext, where);
@@ -16,8 +16,10 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   c.key_file = net::get_or<std::string>(t, "key_file", c.key_file.string(), where);
   if (const auto* tt = t.get_as<toml::table>("timeouts")) {
     const std::string w = where + " [timeouts]";
-    net::check_keys(*tt, {"login_ms", "keepalive_max_ms", "keepalive_min_ms", "demand_ms",
-                          "release_ms", "drain_ms"}, w);
+    net::check_keys(
+        *tt,
+        {"login_ms", "keepalive_max_ms", "keepalive_min_ms", "demand_ms", "release_ms", "drain_ms"},
+        w);
     c.login_timeout = net::get_ms(*tt, "login_ms", c.login_timeout, w);
     c.max_keepalive = net::get_ms(*tt, "keepalive_max_ms", c.max_keepalive, w);
     c.min_keepalive = net::get_ms(*tt, "keepalive_min_ms", c.min_keepalive, w);
@@ -27,15 +29,17 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   }
   if (const auto* lt = t.get_as<toml::table>("limits")) {
     const std::string w = where + " [limits]";
-    net::check_keys(*lt, {"login_failure_burst", "login_failure_refill_s", "max_pending_logins",
-                          "auth_threads"}, w);
-    c.login_failure_burst = net::get_or<double>(*lt, "login_failure_burst", c.login_failure_burst, w);
+    net::check_keys(
+        *lt,
+        {"login_failure_burst", "login_failure_refill_s", "max_pending_logins", "auth_threads"}, w);
+    c.login_failure_burst =
+        net::get_or<double>(*lt, "login_failure_burst", c.login_failure_burst, w);
     c.login_failure_refill_s =
         net::get_or<double>(*lt, "login_failure_refill_s", c.login_failure_refill_s, w);
     c.max_pending_logins = static_cast<std::size_t>(net::get_or<std::int64_t>(
         *lt, "max_pending_logins", static_cast<std::int64_t>(c.max_pending_logins), w));
-    c.auth_threads = static_cast<unsigned>(
-        net::get_or<std::int64_t>(*lt, "auth_threads", c.auth_threads, w));
+    c.auth_threads =
+        static_cast<unsigned>(net::get_or<std::int64_t>(*lt, "auth_threads", c.auth_threads, w));
   }
   if (c.min_keepalive.count() < 100 || c.max_keepalive < c.min_keepalive) {
     throw std::runtime_error(where + ": need 100 <= keepalive_min_ms <= keepalive_max_ms");

@@ -9,7 +9,7 @@ constexpr std::size_t prune_above = 4096;
 // Past this many keys that are all still failing, state is dropped: memory stays bounded and the
 // worst case is a fresh burst for attackers holding more than this many addresses.
 constexpr std::size_t hard_cap = 65536;
-}
+}  // namespace
 
 double rate_limiter::refill(bucket& b, clock::time_point now) const {
   const double elapsed = std::chrono::duration<double>(now - b.updated).count();

@@ -11,7 +11,10 @@ namespace switchboard::relay {
 
 server::server(asio::io_context& io, relay_config cfg, store::user_store& users,
                net::ssl_ctx_ptr tls)
-    : io_(io), tls_(std::move(tls)), hub_(io.get_executor(), std::move(cfg), users), acceptor_(io) {}
+    : io_(io),
+      tls_(std::move(tls)),
+      hub_(io.get_executor(), std::move(cfg), users),
+      acceptor_(io) {}
 
 server::~server() = default;
 
@@ -24,7 +27,9 @@ tcp::endpoint server::listen(const tcp::endpoint& ep) {
   return acceptor_.local_endpoint();
 }
 
-void server::start() { asio::co_spawn(io_, accept_loop(), asio::detached); }
+void server::start() {
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+}
 
 awaitable<void> server::accept_loop() {
   asio::steady_timer backoff(io_);
@@ -44,7 +49,8 @@ awaitable<void> server::accept_loop() {
       auto stream = tls_ ? net::line_stream(std::move(socket), tls_.get(), true)
                          : net::line_stream(std::move(socket));
       auto l = std::make_shared<line>(hub_, std::move(stream), std::move(remote));
-      asio::co_spawn(io_, [l] { return l->run(); }, asio::detached);
+      asio::co_spawn(
+          io_, [l] { return l->run(); }, asio::detached);
     } catch (const std::exception& e) {
       spdlog::warn("accept: cannot set up line: {}", e.what());
     }

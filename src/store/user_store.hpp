@@ -65,7 +65,8 @@ class user_store {
   virtual std::vector<user_record> list_users() = 0;
 
   // The user record if the password is right, else nullopt. Constant time in the user's existence.
-  virtual std::optional<user_record> authenticate(std::string_view id, std::string_view password) = 0;
+  virtual std::optional<user_record> authenticate(std::string_view id,
+                                                  std::string_view password) = 0;
 };
 
 // Argon2id cost. `interactive` is libsodium's OPSLIMIT/MEMLIMIT_INTERACTIVE (the default);

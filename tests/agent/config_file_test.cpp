@@ -16,8 +16,8 @@ namespace fs = std::filesystem;
 class ConfigFile : public ::testing::Test {
  protected:
   fs::path write(const std::string& text) {
-    const fs::path p = fs::path(::testing::TempDir()) /
-                       ("sb-config-" + std::to_string(::getpid()) + "-" + std::to_string(n_++) + ".toml");
+    const fs::path p = fs::path(::testing::TempDir()) / ("sb-config-" + std::to_string(::getpid()) +
+                                                         "-" + std::to_string(n_++) + ".toml");
     std::ofstream(p) << text;
     files_.push_back(p);
     return p;
@@ -97,16 +97,18 @@ auth_threads = 1
 TEST_F(ConfigFile, RelayMistakesAreNamed) {
   EXPECT_NE(error_of([&] { relay::load_relay_config(write("lisen = \"x\"")); }).find("lisen"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { relay::load_relay_config(write("[timeouts]\nlogin = 1")); }).find("login"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { relay::load_relay_config(write("plaintext = \"yes\"")); })
-                .find("wrong type"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { relay::load_relay_config(write("[timeouts]\ndemand_ms = -1")); })
-                .find(">= 0"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { relay::load_relay_config(write("[timeouts]\nlogin = 1")); }).find("login"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of([&] { relay::load_relay_config(write("plaintext = \"yes\"")); }).find("wrong type"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of([&] { relay::load_relay_config(write("[timeouts]\ndemand_ms = -1")); }).find(">= 0"),
+      std::string::npos);
   EXPECT_NE(error_of([&] {
-              relay::load_relay_config(write("[timeouts]\nkeepalive_min_ms = 5000\nkeepalive_max_ms = 1000"));
+              relay::load_relay_config(
+                  write("[timeouts]\nkeepalive_min_ms = 5000\nkeepalive_max_ms = 1000"));
             }).find("keepalive"),
             std::string::npos);
   EXPECT_NE(error_of([&] { relay::load_relay_config(write("listen = ")); }).find("line 1"),
@@ -119,23 +121,26 @@ TEST_F(ConfigFile, AgentMistakesAreNamed) {
             std::string::npos);
   EXPECT_NE(error_of([&] { agent::load_agent_config(write("relay = \"nohost\"")); }).find("nohost"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { agent::load_agent_config(write("[services]\nSSH = \"127.0.0.1:22\"")); })
-                .find("SSH"),
+  EXPECT_NE(error_of([&] {
+              agent::load_agent_config(write("[services]\nSSH = \"127.0.0.1:22\""));
+            }).find("SSH"),
             std::string::npos);
   EXPECT_NE(error_of([&] { agent::load_agent_config(write("[services]\nssh = 22")); }).find("ssh"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              agent::load_agent_config(
-                  write("[[forward]]\npeer = \"bob\"\nservice = \"web\"\nlisten = \"localhost:80\""));
+              agent::load_agent_config(write(
+                  "[[forward]]\npeer = \"bob\"\nservice = \"web\"\nlisten = \"localhost:80\""));
             }).find("numeric"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
-              agent::load_agent_config(
-                  write("[[forward]]\npeer = \"bob\"\nservice = \"web\"\nlisten = \"127.0.0.1:1\"\nport = 2"));
-            }).find("port"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { agent::load_agent_config(write("vacant_lines = 0")); }).find("vacant_lines"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] {
+        agent::load_agent_config(write(
+            "[[forward]]\npeer = \"bob\"\nservice = \"web\"\nlisten = \"127.0.0.1:1\"\nport = 2"));
+      }).find("port"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of([&] { agent::load_agent_config(write("vacant_lines = 0")); }).find("vacant_lines"),
+      std::string::npos);
 }
 
 TEST(PeerServiceSpec, ParsesAndRejects) {

@@ -43,7 +43,8 @@ struct machine {
   void start_worker(relay_env& env) {
     worker = std::make_shared<queue_worker>(a, queue, opts);
     auto w = worker;
-    asio::co_spawn(env.io, [w]() -> awaitable<void> { co_await w->run(); }, asio::detached);
+    asio::co_spawn(
+        env.io, [w]() -> awaitable<void> { co_await w->run(); }, asio::detached);
   }
   void stop_worker() {
     if (worker) worker->stop();
@@ -94,8 +95,7 @@ class Machine : public ::testing::Test {
 
   // A TIFF-F of `pages` distinct pages.
   std::string make_document(int pages, resolution res = resolution::fine) {
-    const std::string stem =
-        "doc" + std::to_string(pages) + (res == resolution::fine ? "f" : "s");
+    const std::string stem = "doc" + std::to_string(pages) + (res == resolution::fine ? "f" : "s");
     const std::string pdf = docs_ / (stem + ".pdf");
     const std::string tif = docs_ / (stem + ".tif");
     test::write_pdf(pdf, pages);
@@ -226,9 +226,9 @@ TEST_F(Machine, ReceiverNotAllowingSenderFailsJobAtOnce) {
         co_await rt::start_and_settle(bob.a, 1);
         alice.start_worker(env_);
         id = alice.submit("bob", doc, 1, /*max_tries=*/5, /*retry_interval_s=*/1);
-        CO_WAIT_UNTIL(alice.get(id).state != job_state::pending &&
-                          alice.get(id).state != job_state::running,
-                      10s);
+        CO_WAIT_UNTIL(
+            alice.get(id).state != job_state::pending && alice.get(id).state != job_state::running,
+            10s);
       },
       30s);
   const job j = alice.get(id);
@@ -286,7 +286,8 @@ TEST_F(Machine, GarbageInsteadOfT38EndsTheTryWithAnError) {
   auto& alice = make_machine("alice", 20s);
   auto carol = env_.make_agent("carol");
   carol->set_incoming([](agent::incoming_call c) -> awaitable<agent::answer> {
-    if (c.service != fax_service) co_return agent::answer::reject(protocol::error_code::unknown_service, "no");
+    if (c.service != fax_service)
+      co_return agent::answer::reject(protocol::error_code::unknown_service, "no");
     agent::answer a;
     a.serve = &garbage;
     co_return a;
@@ -304,8 +305,7 @@ TEST_F(Machine, GarbageInsteadOfT38EndsTheTryWithAnError) {
       },
       90s);
   const job j = alice.get(id);
-  EXPECT_TRUE(j.state == job_state::sleeping || j.state == job_state::failed)
-      << to_string(j.state);
+  EXPECT_TRUE(j.state == job_state::sleeping || j.state == job_state::failed) << to_string(j.state);
   EXPECT_FALSE(j.last_error.empty());
   EXPECT_EQ(j.pages_confirmed, 0);
 }
@@ -374,8 +374,8 @@ TEST_F(Machine, FailureMidDocumentRetriesFromTheFirstUnconfirmedPage) {
   const int rest = 10 - confirmed_after_first;
   ASSERT_EQ(tiff_page_count(second), rest);
   for (int i = 0; i < rest; ++i) {
-    EXPECT_TRUE(same_pixels(decode_tiff_page(second, i),
-                            decode_tiff_page(doc, confirmed_after_first + i)))
+    EXPECT_TRUE(
+        same_pixels(decode_tiff_page(second, i), decode_tiff_page(doc, confirmed_after_first + i)))
         << "retry page " << i + 1;
   }
 }
@@ -384,10 +384,10 @@ TEST_F(Machine, FailureMidDocumentRetriesFromTheFirstUnconfirmedPage) {
 
 // A listener for raw T.38/TCP calls of machine `m` on 127.0.0.1:0; returns its endpoint.
 tcp::endpoint listen_raw(relay_env& env, machine& m, std::shared_ptr<tcp::acceptor>& acceptor) {
-  acceptor = std::make_shared<tcp::acceptor>(env.io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  acceptor =
+      std::make_shared<tcp::acceptor>(env.io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
   asio::co_spawn(
-      env.io, [rx = m.rx, acc = acceptor] { return rx->listen(*acc); },
-      asio::detached);
+      env.io, [rx = m.rx, acc = acceptor] { return rx->listen(*acc); }, asio::detached);
   return acceptor->local_endpoint();
 }
 

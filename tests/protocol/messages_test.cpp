@@ -1063,14 +1063,15 @@ TEST(Reject, UnknownLoginFlags) {
   auto frame = encode(m);
   for (std::uint8_t flags : {2, 3, 0x80, 0xff}) {
     frame.back() = flags;
-    EXPECT_THROW(decode(frame_type::login, std::span<const std::uint8_t>(frame).subspan(header_size)),
-                 protocol_violation)
+    EXPECT_THROW(
+        decode(frame_type::login, std::span<const std::uint8_t>(frame).subspan(header_size)),
+        protocol_violation)
         << +flags;
   }
   frame.back() = 0;
-  EXPECT_FALSE(
-      std::get<login>(decode(frame_type::login, std::span<const std::uint8_t>(frame).subspan(header_size)))
-          .answers);
+  EXPECT_FALSE(std::get<login>(decode(frame_type::login,
+                                      std::span<const std::uint8_t>(frame).subspan(header_size)))
+                   .answers);
 }
 }  // namespace
 }  // namespace switchboard::protocol
