@@ -105,7 +105,7 @@ void agent::line_ended(agent_line& l) {
   const bool was_logged_in = l.logged_in();
   lines_.remove_if([&](const auto& p) { return p.get() == &l; });
   if (running_) {
-    ++stats_.lines_lost;
+    if (!l.retired()) ++stats_.lines_lost;
     const auto now = clock::now();
     if (retry_at_once_) {
       next_attempt_ = now;  // every line of the refused wave ends here, in any order
@@ -155,7 +155,7 @@ awaitable<void> agent::maintain() {
     for (const auto& l : lines_) {
       if (vacant <= opts_.vacant_lines) break;
       if (l->state() == line_state::vacant && now - l->vacant_since() > opts_.surplus_idle) {
-        l->close();
+        l->retire();
         --vacant;
       }
     }

@@ -40,6 +40,12 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
 
   awaitable<void> run();
   void close();  // ends the line at once; waiters wake with an error
+  // Closes a surplus vacant line on purpose: its end is not counted as a lost line.
+  void retire() {
+    retired_ = true;
+    close();
+  }
+  bool retired() const { return retired_; }
 
   asio::any_io_executor owner_executor() const { return owner_->executor(); }
   line_state state() const { return state_; }
@@ -81,6 +87,7 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   asio::steady_timer keepalive_timer_;
   line_state state_ = line_state::connecting;
   bool logged_in_ = false;
+  bool retired_ = false;
   std::chrono::milliseconds keepalive_{1000};
   std::optional<protocol::message> reply_;
   std::shared_ptr<session_core> current_;

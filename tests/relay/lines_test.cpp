@@ -47,6 +47,31 @@ TEST_P(Lines, PairedLineIsReplacedByANewVacantLine) {
   });
 }
 
+// docs/protocol.md §5 step 9: after a session, the released line is vacant again next to the line
+// opened while it was paired; the surplus one is closed once it has been idle for surplus_idle.
+TEST_P(Lines, SurplusVacantLineIsClosedAfterItsIdleTime) {
+  relay_env env(GetParam());
+  env.run([&]() -> awaitable<void> {
+    auto opts = env.agent_options("bob");
+    opts.surplus_idle = 300ms;
+    auto bob = env.make_agent(opts);
+    bob->set_incoming(echo_handler());
+    co_await start_and_settle(bob, 2);
+    auto alice = env.make_agent("alice");
+    co_await start_and_settle(alice, 2);
+    auto s = co_await alice->call("bob", "echo");
+    CO_WAIT_UNTIL(bob->stats().lines_open == 3 && bob->stats().lines_vacant == 2, 10s);
+    co_await s.close();
+    // Released: three vacant for a moment, then back to the configured two, at the relay too.
+    CO_WAIT_UNTIL(bob->stats().lines_open == 2 && bob->stats().lines_vacant == 2, 10s);
+    CO_WAIT_UNTIL(env.hub().lines_of("bob") == 2, 10s);
+    EXPECT_EQ(bob->stats().lines_lost, 0u) << "closing a surplus line is not a lost line";
+    // bob can still be called on what is left.
+    auto again = co_await alice->call("bob", "echo");
+    co_await again.close();
+  });
+}
+
 TEST(Lines, MaxLinesIsEnforcedWithTooManyLines) {
   relay_env env;
   env.users->set_max_lines("bob", 2);
