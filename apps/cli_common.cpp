@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -33,6 +34,19 @@ unsigned long raise_fd_limit() {
     ::setrlimit(RLIMIT_NOFILE, &lim);
   }
   return static_cast<unsigned long>(lim.rlim_cur);
+}
+
+void retire_signal_handlers(std::optional<asio::signal_set>& signals) {
+  sigset_t both;
+  sigemptyset(&both);
+  sigaddset(&both, SIGINT);
+  sigaddset(&both, SIGTERM);
+  sigset_t before;
+  ::pthread_sigmask(SIG_BLOCK, &both, &before);
+  signals.reset();
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);  // one that came meanwhile is now ignored
 }
 
 namespace {

@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "net/asio.hpp"
+
 namespace switchboard::cli {
 
 // "trace".."off"; throws std::invalid_argument for anything else. Logs go to stderr.
@@ -13,6 +15,12 @@ void setup_logging(const std::string& level);
 // Raises the soft limit of open files to the hard limit (each line is one descriptor; a relay
 // with thousands of lines needs more than the usual 1024). Returns the new soft limit.
 unsigned long raise_fd_limit();
+
+// After io.run() returned: drops the program's SIGINT/SIGTERM handlers and ignores both signals
+// from then on. Destroying an asio::signal_set restores the default actions, so a second SIGTERM
+// arriving while the program exits (`timeout` signals its child, then its process group) would
+// kill it with status 143; the signals are blocked across the switch, so none slips through.
+void retire_signal_handlers(std::optional<asio::signal_set>& signals);
 
 // The password, from the first that is given: --password-file, $SWITCHBOARD_PASSWORD, stdin
 // (when allow_stdin; a prompt without echo on a terminal). Trailing CR/LF are removed.

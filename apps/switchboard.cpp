@@ -57,11 +57,7 @@ int run_agent(const agent::agent_config& c) {
       },
       asio::detached);
   io.run();
-  // Destroying the signal_set restores the default actions: a second SIGTERM arriving while we
-  // exit (`timeout` signals the child, then its process group) would kill us with status 143.
-  signals.reset();
-  std::signal(SIGINT, SIG_IGN);
-  std::signal(SIGTERM, SIG_IGN);
+  cli::retire_signal_handlers(signals);
   return 0;
 }
 

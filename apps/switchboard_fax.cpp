@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "agent_cli.hpp"
@@ -59,8 +60,8 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
   a->start();
   asio::co_spawn(
       io, [worker] { return worker->run(); }, asio::detached);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const error_code& ec, int) {
+  std::optional<asio::signal_set> signals(std::in_place, io, SIGINT, SIGTERM);
+  signals->async_wait([&](const error_code& ec, int) {
     if (ec) return;
     error_code ignored;
     raw.close(ignored);
@@ -77,6 +78,7 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
   spdlog::info("fax machine {} ({}) on spool {}", cfg.options.user, opts.ident,
                opts.spool.string());
   io.run();
+  cli::retire_signal_handlers(signals);
   render_pool.join();
   return 0;
 }

@@ -59,11 +59,7 @@ int serve(const relay::relay_config& cfg, const std::string& port_file) {
   });
   std::signal(SIGPIPE, SIG_IGN);
   io.run();
-  // Destroying the signal_set restores the default actions: a second SIGTERM arriving while we
-  // exit (`timeout` signals the child, then its process group) would kill us with status 143.
-  signals.reset();
-  std::signal(SIGINT, SIG_IGN);
-  std::signal(SIGTERM, SIG_IGN);
+  cli::retire_signal_handlers(signals);
   const auto& c = srv.state().counters();
   spdlog::info("relay stopped: {} password logins, {} token logins, {} sessions", c.password_logins,
                c.token_logins, c.sessions_paired);
