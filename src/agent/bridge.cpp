@@ -1,5 +1,7 @@
 #include "agent/bridge.hpp"
 
+#include "net/splice_pipe.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -11,75 +13,96 @@ namespace switchboard::agent {
 
 namespace {
 constexpr std::size_t copy_chunk = 64 * 1024;
+constexpr std::size_t pipe_capacity = 256 * 1024;
 
-// The copy buffers of bridge(): copy_chunk bytes each, never zero-filled, and recycled through a
-// small per-thread free list, so a new session neither memsets nor faults in fresh heap pages
-// (64 KiB is below glibc's mmap threshold: freeing two of them trimmed the heap, and the next
-// session grew it again). Memory stays bounded: in use, two buffers per live bridge (as before);
-// kept free, at most max_free_buffers per thread. A buffer may be returned on any thread.
-class copy_buffer {
- public:
-  copy_buffer() : data_(take()) {}
-  copy_buffer(const copy_buffer&) = delete;
-  copy_buffer& operator=(const copy_buffer&) = delete;
-  ~copy_buffer() {
-    auto& list = free_list();
-    if (list.size() < max_free_buffers) list.push_back(std::move(data_));
-  }
+using buffer_ptr = std::unique_ptr<std::uint8_t[]>;
 
-  std::uint8_t* data() const { return data_.get(); }
-  static constexpr std::size_t size() { return copy_chunk; }
-
- private:
-  static constexpr std::size_t max_free_buffers = 16;  // 1 MiB per thread at most
-
-  static std::vector<std::unique_ptr<std::uint8_t[]>>& free_list() {
-    thread_local std::vector<std::unique_ptr<std::uint8_t[]>> list;
-    return list;
-  }
-  static std::unique_ptr<std::uint8_t[]> take() {
-    auto& list = free_list();
-    if (list.empty()) return std::make_unique_for_overwrite<std::uint8_t[]>(copy_chunk);
-    auto b = std::move(list.back());
-    list.pop_back();
-    return b;
-  }
-
-  std::unique_ptr<std::uint8_t[]> data_;  // owned; never null
+// How recycled<T> makes a T and whether a returned one may be kept.
+template <typename T>
+struct recycle_traits;
+template <>
+struct recycle_traits<buffer_ptr> {
+  static buffer_ptr make() { return std::make_unique_for_overwrite<std::uint8_t[]>(copy_chunk); }
+  static bool reusable(const buffer_ptr&) { return true; }
+};
+template <>
+struct recycle_traits<net::splice_pipe> {
+  static net::splice_pipe make() { return net::splice_pipe(pipe_capacity); }
+  // A pipe still holding bytes (its destination failed) is closed, never handed on.
+  static bool reusable(const net::splice_pipe& p) { return p.held() == 0; }
 };
 
-// local -> session; ends with EOF to the peer when the local side half-closes. Also ends, without
-// an error, once the session has ended (downstream() then cancels a pending local read).
-template <typename Source>
-awaitable<std::uint64_t> upstream(Source& src, session& s) {
-  const copy_buffer buf;
+// A bridge direction's buffer or pipe, taken from a small per-thread free list and given back to
+// it, so a new session neither zero-fills and faults in two 64 KiB buffers (below glibc's mmap
+// threshold: freeing them trimmed the heap and the next session grew it again) nor creates and
+// sizes two pipes. Bounded: at most max_free kept per thread (1 MiB of buffers, 32 pipe fds);
+// in use, one per bridge direction. An object may come back on any thread.
+template <typename T>
+class recycled {
+ public:
+  recycled() : item_(take()) {}
+  recycled(const recycled&) = delete;
+  recycled& operator=(const recycled&) = delete;
+  ~recycled() {
+    auto& list = free_list();
+    if (list.size() < max_free && recycle_traits<T>::reusable(*item_)) {
+      list.push_back(std::move(*item_));
+    }
+  }
+  T& operator*() { return *item_; }
+
+ private:
+  static constexpr std::size_t max_free = 16;
+
+  static std::vector<T>& free_list() {
+    thread_local std::vector<T> list;
+    return list;
+  }
+  static T take() {
+    auto& list = free_list();
+    if (list.empty()) return recycle_traits<T>::make();
+    T item = std::move(list.back());
+    list.pop_back();
+    return item;
+  }
+
+  std::optional<T> item_;  // engaged until destruction
+};
+
+// local -> session. `send_some` moves what the local side has (at least one byte) into the session
+// and returns how many bytes, 0 at the local end of stream. Ends with EOF to the peer when the
+// local side half-closes; ends without an error once the session has ended (downstream() then
+// cancels a pending local read).
+template <typename SendSome>
+awaitable<std::uint64_t> upstream(session& s, SendSome send_some) {
   std::uint64_t total = 0;
   for (;;) {
     if (s.terminated()) co_return total;  // checked before each read: no read starts after the end
-    auto [ec, n] = co_await src.async_read_some(asio::buffer(buf.data(), buf.size()),
-                                                asio::as_tuple(use_awaitable));
-    if (s.terminated()) co_return total;  // what was read has nowhere to go
-    if (n > 0) {
-      co_await s.write(asio::buffer(buf.data(), n));
-      total += n;
+    std::size_t n = 0;
+    try {
+      n = co_await send_some();
+    } catch (const boost::system::system_error&) {
+      if (s.terminated()) co_return total;  // what was read has nowhere to go
+      throw;
     }
-    if (ec == asio::error::eof) break;
-    if (ec) throw boost::system::system_error(ec);
+    if (n == 0) break;
+    total += n;
   }
-  co_await s.shutdown_write();
+  if (!s.terminated()) co_await s.shutdown_write();
   co_return total;
 }
 
-// session -> local; half-closes the local side when the peer sent EOF. When the session ends (the
-// peer's TERMINATE, its normal end as well as a lost peer) it stops upstream() with
-// `stop_source` (which cancels a pending local read) and returns: the session is over, not failed.
-template <typename Sink, typename Shutdown, typename Stop>
-awaitable<std::uint64_t> downstream(session& s, Sink& sink, Shutdown shutdown_sink,
+// session -> local. `receive_some` moves payload into the local side and returns how many bytes, 0
+// when the peer sent EOF or the session ended. Half-closes the local side after the peer's EOF.
+// When the session ends (the peer's TERMINATE, its normal end as well as a lost peer) it stops
+// upstream() with `stop_source` (which cancels a pending local read) and returns: the session is
+// over, not failed.
+template <typename ReceiveSome, typename Shutdown, typename Stop>
+awaitable<std::uint64_t> downstream(session& s, ReceiveSome receive_some, Shutdown shutdown_sink,
                                     Stop stop_source) {
-  const copy_buffer buf;
   std::uint64_t total = 0;
   for (;;) {
-    const std::size_t n = co_await s.read_some(asio::buffer(buf.data(), buf.size()));
+    const std::size_t n = co_await receive_some();
     if (n == 0) {
       // EOF keeps the other direction going; an ended session ends both at once.
       if (s.terminated()) {
@@ -88,11 +111,31 @@ awaitable<std::uint64_t> downstream(session& s, Sink& sink, Shutdown shutdown_si
       }
       break;
     }
-    co_await asio::async_write(sink, asio::buffer(buf.data(), n), use_awaitable);
     total += n;
   }
   shutdown_sink();
   co_return total;
+}
+
+// The copying steps of a bridge direction, through `buf`: for TLS lines and stdin/stdout.
+template <typename Source>
+auto copy_in(Source& src, session& s, recycled<buffer_ptr>& buf) {
+  return [&src, &s, &buf]() -> awaitable<std::size_t> {
+    auto [ec, n] = co_await src.async_read_some(asio::buffer((*buf).get(), copy_chunk),
+                                                asio::as_tuple(use_awaitable));
+    if (s.terminated()) co_return std::size_t{0};
+    if (n > 0) co_await s.write(asio::buffer((*buf).get(), n));
+    if (ec && ec != asio::error::eof) throw boost::system::system_error(ec);
+    co_return n;
+  };
+}
+template <typename Sink>
+auto copy_out(session& s, Sink& sink, recycled<buffer_ptr>& buf) {
+  return [&s, &sink, &buf]() -> awaitable<std::size_t> {
+    const std::size_t n = co_await s.read_some(asio::buffer((*buf).get(), copy_chunk));
+    if (n > 0) co_await asio::async_write(sink, asio::buffer((*buf).get(), n), use_awaitable);
+    co_return n;
+  };
 }
 
 // Runs both directions to their ends, then closes the session: OK after a normal end, nothing to
@@ -121,7 +164,8 @@ awaitable<bridge_totals> join(session& s, Up up, Down down) {
 
 awaitable<bridge_totals> bridge(session s, tcp::socket local) {
   local.set_option(tcp::no_delay(true));
-  // Named locals (GCC 12 coroutine rule); both refer to `local`, which outlives join().
+  // Named locals (GCC 12 coroutine rule); all refer to `local` or to this frame's buffers and
+  // pipes, which outlive join().
   auto shutdown_local = [&local] {
     error_code ignored;
     local.shutdown(tcp::socket::shutdown_send, ignored);
@@ -130,13 +174,29 @@ awaitable<bridge_totals> bridge(session s, tcp::socket local) {
     error_code ignored;
     local.cancel(ignored);
   };
-  auto down = downstream(s, local, shutdown_local, stop_local);
-  co_return co_await join(s, upstream(local, s), std::move(down));
+  if (s.zero_copy()) {
+    // Plaintext line: payload moves socket to socket through a pipe per direction. splice(2)
+    // blocks on a blocking socket whatever its flags say, so the local socket must not be one.
+    local.non_blocking(true);
+    recycled<net::splice_pipe> pipe_up;
+    recycled<net::splice_pipe> pipe_down;
+    auto send_some = [&s, &local, &pipe_up]() { return s.write_from(local, *pipe_up); };
+    auto receive_some = [&s, &local, &pipe_down]() { return s.read_into(local, *pipe_down); };
+    auto up = upstream(s, send_some);
+    auto down = downstream(s, receive_some, shutdown_local, stop_local);
+    co_return co_await join(s, std::move(up), std::move(down));
+  }
+  recycled<buffer_ptr> buf_up;
+  recycled<buffer_ptr> buf_down;
+  auto up = upstream(s, copy_in(local, s, buf_up));
+  auto down = downstream(s, copy_out(s, local, buf_down), shutdown_local, stop_local);
+  co_return co_await join(s, std::move(up), std::move(down));
 }
 
 awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
                                 asio::posix::stream_descriptor out) {
-  // Named locals (GCC 12 coroutine rule); they refer to `in` and `out`, which outlive join().
+  // Named locals (GCC 12 coroutine rule); they refer to `in`, `out` and the buffers, which
+  // outlive join().
   auto close_out = [&out] {
     error_code ignored;
     out.close(ignored);
@@ -145,8 +205,11 @@ awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
     error_code ignored;
     in.cancel(ignored);
   };
-  auto down = downstream(s, out, close_out, stop_in);
-  co_return co_await join(s, upstream(in, s), std::move(down));
+  recycled<buffer_ptr> buf_up;
+  recycled<buffer_ptr> buf_down;
+  auto up = upstream(s, copy_in(in, s, buf_up));
+  auto down = downstream(s, copy_out(s, out, buf_down), close_out, stop_in);
+  co_return co_await join(s, std::move(up), std::move(down));
 }
 
 namespace {

@@ -405,14 +405,69 @@ awaitable<void> agent_line::write_data(session_core& s, asio::const_buffer buf) 
     const std::size_t n = std::min(buf.size(), max_frame_write);
     auto guard = co_await write_mutex_.lock();
     // Checked under the mutex: no DATA may follow our RELEASE.
-    if (!current(s) || s.ended || s.eof_sent || state_ != line_state::paired) {
-      throw line_gone("session ended");
-    }
+    if (!can_send(s)) throw line_gone("session ended");
     const auto h = p::encode_header(p::frame_type::data, static_cast<std::uint32_t>(n));
     const asio::const_buffer parts[] = {asio::buffer(h), asio::buffer(buf.data(), n)};
     co_await stream_->write_all(parts);
     buf += n;
   }
+}
+
+awaitable<std::size_t> agent_line::splice_payload(session_core& s, tcp::socket& sink,
+                                                  net::splice_pipe& pipe) {
+  auto self = shared_from_this();
+  for (;;) {
+    // What the pipe holds goes to the sink first: it is the session's, even if the line died.
+    if (pipe.held() > 0) {
+      if (const std::size_t put = pipe.drain(sink.native_handle(), false); put > 0) co_return put;
+      co_await sink.async_wait(tcp::socket::wait_write, use_awaitable);
+      continue;
+    }
+    if (!current(s) || state_ == line_state::dead) co_return 0;
+    if (pending_data_ > 0) {
+      const auto got = pipe.fill(stream_->socket().native_handle(), pending_data_);
+      if (!got) {
+        co_await stream_->socket().async_wait(tcp::socket::wait_read, use_awaitable);
+        continue;
+      }
+      if (*got == 0) throw line_gone("relay closed the line");
+      pending_data_ -= static_cast<std::uint32_t>(*got);
+      if (pending_data_ == 0) data_consumed_.set();
+      continue;
+    }
+    if (s.eof_received || s.ended) co_return 0;
+    co_await data_ready_.wait();
+  }
+}
+
+awaitable<std::size_t> agent_line::splice_data(session_core& s, tcp::socket& source,
+                                               net::splice_pipe& pipe) {
+  auto self = shared_from_this();
+  // The pipe is empty between calls: each call sends what it took in as one DATA frame.
+  std::optional<std::size_t> got;
+  for (;;) {
+    got = pipe.fill(source.native_handle(), max_frame_write);
+    if (got) break;
+    if (!can_send(s)) throw line_gone("session ended");
+    co_await source.async_wait(tcp::socket::wait_read, use_awaitable);
+  }
+  if (*got == 0) co_return 0;
+  auto guard = co_await write_mutex_.lock();
+  // Checked under the mutex: no DATA may follow our RELEASE.
+  if (!can_send(s)) throw line_gone("session ended");
+  try {
+    co_await net::write_data_header(*stream_, static_cast<std::uint32_t>(*got));
+    auto& line_socket = stream_->socket();
+    while (pipe.held() > 0) {
+      if (pipe.drain(line_socket.native_handle(), false) == 0) {
+        co_await line_socket.async_wait(tcp::socket::wait_write, use_awaitable);
+      }
+    }
+  } catch (const boost::system::system_error&) {
+    close();  // a frame cut short leaves the line's framing broken
+    throw line_gone("line to the relay failed while sending");
+  }
+  co_return *got;
 }
 
 awaitable<void> agent_line::send_eof(session_core& s) {

@@ -16,6 +16,7 @@
 #include "net/async_mutex.hpp"
 #include "net/event.hpp"
 #include "net/line_stream.hpp"
+#include "net/splice_pipe.hpp"
 
 namespace switchboard::agent {
 
@@ -61,6 +62,10 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   awaitable<void> write_data(session_core& s, asio::const_buffer buf);
   awaitable<void> send_eof(session_core& s);
   awaitable<void> end_session(session_core& s, protocol::error_code code, std::string message);
+  // Zero-copy forms of read_payload and write_data (splice through `pipe`), plaintext lines only.
+  bool plaintext() const { return stream_ && !stream_->tls(); }
+  awaitable<std::size_t> splice_payload(session_core& s, tcp::socket& sink, net::splice_pipe& pipe);
+  awaitable<std::size_t> splice_data(session_core& s, tcp::socket& source, net::splice_pipe& pipe);
 
  private:
   awaitable<void> connect_and_login();
@@ -77,6 +82,9 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   bool path_silent() const;
   void set_state(line_state s);
   bool current(const session_core& s) const { return current_.get() == &s; }
+  bool can_send(const session_core& s) const {
+    return current(s) && !s.ended && !s.eof_sent && state_ == line_state::paired;
+  }
 
   std::shared_ptr<agent> owner_;
   std::optional<net::line_stream> stream_;

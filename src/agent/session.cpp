@@ -46,6 +46,20 @@ awaitable<void> session::close(protocol::error_code code, std::string message) {
   co_await core->line->end_session(*core, code, std::move(message));
 }
 
+bool session::zero_copy() const {
+  return core_->line->plaintext();
+}
+
+awaitable<std::size_t> session::read_into(tcp::socket& sink, net::splice_pipe& pipe) {
+  auto core = core_;
+  co_return co_await core->line->splice_payload(*core, sink, pipe);
+}
+
+awaitable<std::size_t> session::write_from(tcp::socket& source, net::splice_pipe& pipe) {
+  auto core = core_;
+  co_return co_await core->line->splice_data(*core, source, pipe);
+}
+
 std::optional<termination> session::terminated() const {
   return core_->ended;
 }

@@ -13,6 +13,10 @@
 #include "net/asio.hpp"
 #include "protocol/errors.hpp"
 
+namespace switchboard::net {
+class splice_pipe;
+}
+
 namespace switchboard::agent {
 
 class agent_line;
@@ -42,6 +46,16 @@ class session {
   // TERMINATE(code, message) + RELEASE. Idempotent; returns at once if the session already ended.
   awaitable<void> close(protocol::error_code code = protocol::error_code::ok,
                         std::string message = {});
+
+  // Zero-copy forms of read_some() and write() for a plaintext line: payload moves between the
+  // line's socket and a local socket through `pipe` with splice(2), never through user space.
+  // Only when zero_copy() is true. The caller keeps one pipe per direction for the session.
+  bool zero_copy() const;
+  // Moves payload bytes to `sink`; returns how many, or 0 as read_some() does.
+  awaitable<std::size_t> read_into(tcp::socket& sink, net::splice_pipe& pipe);
+  // Sends what `source` has now (waiting for at least one byte) as one DATA frame; returns how
+  // many bytes, 0 at the end of `source`'s stream. Throws as write() does.
+  awaitable<std::size_t> write_from(tcp::socket& source, net::splice_pipe& pipe);
 
   // Set once the session ended: by the peer, the relay, or close().
   std::optional<termination> terminated() const;

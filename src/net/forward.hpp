@@ -11,8 +11,10 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "net/line_stream.hpp"
+#include "net/splice_pipe.hpp"
 
 namespace switchboard::net {
 
@@ -31,8 +33,7 @@ class forward_path {
  public:
   // Splice pipe if both ends are plaintext, else a chunk buffer. Throws system_error if the pipe
   // cannot be created (fd limit).
-  forward_path(bool splice);
-  ~forward_path();
+  explicit forward_path(bool splice);
   forward_path(const forward_path&) = delete;
   forward_path& operator=(const forward_path&) = delete;
 
@@ -42,15 +43,13 @@ class forward_path {
   awaitable<bool> forward(line_stream& from, line_stream* to, std::uint32_t length,
                           liveness& from_state);
 
-  bool splicing() const { return pipe_r_ >= 0; }
+  bool splicing() const { return pipe_.has_value(); }
 
  private:
   awaitable<bool> splice_payload(line_stream& from, line_stream& to, std::size_t n, liveness& st);
   awaitable<bool> copy_payload(line_stream& from, line_stream* to, std::size_t n, liveness& st);
 
-  int pipe_r_ = -1;
-  int pipe_w_ = -1;
-  std::size_t in_pipe_ = 0;                // bytes spliced in and not yet out
+  std::optional<splice_pipe> pipe_;        // splice path only
   bool broken_ = false;                    // the destination failed; the pipe may hold stale bytes
   std::unique_ptr<std::uint8_t[]> chunk_;  // header + payload chunk (copy path only)
 };

@@ -1,6 +1,9 @@
 #include "net/framed.hpp"
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <vector>
 
 namespace switchboard::net {
@@ -27,6 +30,21 @@ awaitable<void> skip_payload(line_stream& s, std::size_t n) {
     if (got == 0) throw boost::system::system_error(asio::error::eof);
     n -= got;
   }
+}
+
+awaitable<void> write_data_header(line_stream& s, std::uint32_t length) {
+  const auto h = protocol::encode_header(protocol::frame_type::data, length);
+  std::size_t sent = 0;
+  if (!s.tls()) {
+    const ssize_t r =
+        ::send(s.socket().native_handle(), h.data(), h.size(), MSG_MORE | MSG_NOSIGNAL);
+    if (r < 0 && errno != EAGAIN) {
+      throw boost::system::system_error(
+          boost::system::error_code(errno, boost::system::system_category()), "send");
+    }
+    sent = r > 0 ? static_cast<std::size_t>(r) : 0;
+  }
+  if (sent < h.size()) co_await s.write_all(asio::buffer(h) + sent);
 }
 
 awaitable<void> write_message(line_stream& s, const protocol::message& m) {
