@@ -180,7 +180,22 @@ awaitable<bridge_totals> bridge(session s, tcp::socket local) {
     local.non_blocking(true);
     recycled<net::splice_pipe> pipe_up;
     recycled<net::splice_pipe> pipe_down;
-    auto send_some = [&s, &local, &pipe_up]() { return s.write_from(local, *pipe_up); };
+    recycled<buffer_ptr> buf_up;
+    // Upstream copies while the local side sends little at a time (a request, a keystroke:
+    // one read and one write beat splice in, header, splice out) and splices from the first
+    // read that brought at least net::small_payload bytes until one brings less.
+    bool copy_next = true;
+    auto copy_some = copy_in(local, s, buf_up);
+    auto send_some = [&s, &local, &pipe_up, &copy_next, copy_some]() -> awaitable<std::size_t> {
+      std::size_t n = 0;
+      if (copy_next) {
+        n = co_await copy_some();
+      } else {
+        n = co_await s.write_from(local, *pipe_up);
+      }
+      copy_next = n < net::small_payload;
+      co_return n;
+    };
     auto receive_some = [&s, &local, &pipe_down]() { return s.read_into(local, *pipe_down); };
     auto up = upstream(s, send_some);
     auto down = downstream(s, receive_some, shutdown_local, stop_local);

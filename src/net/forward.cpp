@@ -5,30 +5,28 @@
 
 namespace switchboard::net {
 
-forward_path::forward_path(bool splice) {
-  if (splice) {
-    pipe_.emplace(forward_chunk);
-  } else {
-    chunk_ = std::make_unique<std::uint8_t[]>(protocol::header_size + forward_chunk);
-  }
+forward_path::forward_path(bool splice)
+    : chunk_size_(splice ? small_payload : forward_chunk),
+      chunk_(std::make_unique_for_overwrite<std::uint8_t[]>(protocol::header_size + chunk_size_)) {
+  if (splice) pipe_.emplace(forward_chunk);
 }
 
 awaitable<bool> forward_path::forward(line_stream& from, line_stream* to, std::uint32_t length,
                                       liveness& from_state) {
-  if (splicing()) {
-    // Built for plaintext on both ends. Once the destination broke, payloads are only dropped.
-    if (!to || broken_) co_return co_await copy_payload(from, nullptr, length, from_state);
-    bool ok = true;
-    try {
-      co_await write_data_header(*to, length);
-    } catch (const boost::system::system_error&) {
-      ok = false;
-    }
-    if (ok) co_return co_await splice_payload(from, *to, length, from_state);
-    broken_ = true;
-    co_return co_await copy_payload(from, nullptr, length, from_state);
+  // Once a splicing destination broke, payloads are only dropped.
+  if (broken_) to = nullptr;
+  if (!splicing() || !to || length <= small_payload) {
+    co_return co_await copy_payload(from, to, length, from_state);
   }
-  co_return co_await copy_payload(from, to, length, from_state);
+  bool ok = true;
+  try {
+    co_await write_data_header(*to, length);
+  } catch (const boost::system::system_error&) {
+    ok = false;
+  }
+  if (ok) co_return co_await splice_payload(from, *to, length, from_state);
+  broken_ = true;
+  co_return co_await copy_payload(from, nullptr, length, from_state);
 }
 
 awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to, std::size_t n,
@@ -81,21 +79,18 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
 
 awaitable<bool> forward_path::copy_payload(line_stream& from, line_stream* to, std::size_t n,
                                            liveness& st) {
-  std::uint8_t sink[4096];
-  const bool has_chunk = chunk_ != nullptr;
-  std::uint8_t* buf = has_chunk ? chunk_.get() + protocol::header_size : sink;
-  const std::size_t cap = has_chunk ? forward_chunk : sizeof sink;
+  std::uint8_t* buf = chunk_.get() + protocol::header_size;
   bool first = true;
   const std::size_t total = n;
   while (n > 0) {
-    const std::size_t got = co_await from.read_some(asio::buffer(buf, std::min(n, cap)));
+    const std::size_t got = co_await from.read_some(asio::buffer(buf, std::min(n, chunk_size_)));
     if (got == 0) throw boost::system::system_error(asio::error::eof);
     n -= got;
     st.last_rx = std::chrono::steady_clock::now();
     if (!to) continue;
     try {
       st.blocked_on_peer = true;
-      if (first && has_chunk) {
+      if (first) {
         // Header and first chunk leave in one write (one TLS record on a TLS line).
         const auto h =
             protocol::encode_header(protocol::frame_type::data, static_cast<std::uint32_t>(total));

@@ -31,8 +31,8 @@ constexpr std::size_t forward_chunk = 256 * 1024;
 
 class forward_path {
  public:
-  // Splice pipe if both ends are plaintext, else a chunk buffer. Throws system_error if the pipe
-  // cannot be created (fd limit).
+  // Splice pipe and a small_payload buffer if both ends are plaintext, else a forward_chunk
+  // buffer. Throws system_error if the pipe cannot be created (fd limit).
   explicit forward_path(bool splice);
   forward_path(const forward_path&) = delete;
   forward_path& operator=(const forward_path&) = delete;
@@ -49,9 +49,10 @@ class forward_path {
   awaitable<bool> splice_payload(line_stream& from, line_stream& to, std::size_t n, liveness& st);
   awaitable<bool> copy_payload(line_stream& from, line_stream* to, std::size_t n, liveness& st);
 
-  std::optional<splice_pipe> pipe_;        // splice path only
+  std::optional<splice_pipe> pipe_;        // splice path only; empty between frames
   bool broken_ = false;                    // the destination failed; the pipe may hold stale bytes
-  std::unique_ptr<std::uint8_t[]> chunk_;  // header + payload chunk (copy path only)
+  std::size_t chunk_size_;                 // payload capacity of chunk_
+  std::unique_ptr<std::uint8_t[]> chunk_;  // header + payload chunk: every copied payload
 };
 
 }  // namespace switchboard::net

@@ -12,6 +12,11 @@
 
 namespace switchboard::net {
 
+// Payloads up to this size are copied even where splice(2) could move them: one read and one
+// write of a frame's header and payload together cost fewer system calls than a header write,
+// a splice in and a splice out.
+constexpr std::size_t small_payload = 4096;
+
 class splice_pipe {
  public:
   // Creates the pipe (O_NONBLOCK, O_CLOEXEC) and asks for `capacity` bytes; the system default
