@@ -100,6 +100,36 @@ TEST_P(Forwarding, MebibytesEachWayArriveIntact) {
   });
 }
 
+// DATA frames on both sides of the relay's small-payload threshold (copied up to 4 KiB, spliced
+// above on plaintext lines) alternate: they must arrive in order, each byte once.
+TEST_P(Forwarding, FramesAcrossTheCopySpliceThresholdKeepTheirOrder) {
+  relay_env env(GetParam());
+  env.run([&]() -> awaitable<void> {
+    auto agents = co_await start_pair(env, echo_handler());
+    auto s = co_await agents.alice->call("bob", "echo");
+    const std::size_t sizes[] = {1, 4096, 4097, 100'000, 3, 4095, 70'000, 1, 8192, 5, 300'000, 2};
+    std::vector<std::uint8_t> sent;
+    std::uint64_t seed = 40;
+    for (const std::size_t n : sizes) {
+      const auto part = random_bytes(n, seed++);
+      sent.insert(sent.end(), part.begin(), part.end());
+    }
+    // One write() per size, so each becomes its own DATA frame(s).
+    auto writer = [&s, &sizes, &sent]() -> awaitable<void> {
+      std::size_t at = 0;
+      for (const std::size_t n : sizes) {
+        co_await s.write(asio::buffer(sent.data() + at, n));
+        at += n;
+      }
+      co_await s.shutdown_write();
+    };
+    using namespace asio::experimental::awaitable_operators;
+    auto back = co_await (writer() && read_to_end(s));
+    EXPECT_EQ(back.size(), sent.size());
+    EXPECT_EQ(sha256_hex(back), sha256_hex(sent));
+  });
+}
+
 TEST_P(Forwarding, HalfCloseKeepsTheOtherDirectionOpen) {
   relay_env env(GetParam());
   env.run([&]() -> awaitable<void> {
