@@ -1,5 +1,6 @@
 #include "agent/bridge.hpp"
 
+#include "net/recycled.hpp"
 #include "net/splice_pipe.hpp"
 
 #include <spdlog/spdlog.h>
@@ -12,62 +13,11 @@
 namespace switchboard::agent {
 
 namespace {
-constexpr std::size_t copy_chunk = 64 * 1024;
-constexpr std::size_t pipe_capacity = 256 * 1024;
-
-using buffer_ptr = std::unique_ptr<std::uint8_t[]>;
-
-// How recycled<T> makes a T and whether a returned one may be kept.
-template <typename T>
-struct recycle_traits;
-template <>
-struct recycle_traits<buffer_ptr> {
-  static buffer_ptr make() { return std::make_unique_for_overwrite<std::uint8_t[]>(copy_chunk); }
-  static bool reusable(const buffer_ptr&) { return true; }
-};
-template <>
-struct recycle_traits<net::splice_pipe> {
-  static net::splice_pipe make() { return net::splice_pipe(pipe_capacity); }
-  // A pipe still holding bytes (its destination failed) is closed, never handed on.
-  static bool reusable(const net::splice_pipe& p) { return p.held() == 0; }
-};
-
-// A bridge direction's buffer or pipe, taken from a small per-thread free list and given back to
-// it, so a new session neither zero-fills and faults in two 64 KiB buffers (below glibc's mmap
-// threshold: freeing them trimmed the heap and the next session grew it again) nor creates and
-// sizes two pipes. Bounded: at most max_free kept per thread (1 MiB of buffers, 32 pipe fds);
-// in use, one per bridge direction. An object may come back on any thread.
-template <typename T>
-class recycled {
- public:
-  recycled() : item_(take()) {}
-  recycled(const recycled&) = delete;
-  recycled& operator=(const recycled&) = delete;
-  ~recycled() {
-    auto& list = free_list();
-    if (list.size() < max_free && recycle_traits<T>::reusable(*item_)) {
-      list.push_back(std::move(*item_));
-    }
-  }
-  T& operator*() { return *item_; }
-
- private:
-  static constexpr std::size_t max_free = 16;
-
-  static std::vector<T>& free_list() {
-    thread_local std::vector<T> list;
-    return list;
-  }
-  static T take() {
-    auto& list = free_list();
-    if (list.empty()) return recycle_traits<T>::make();
-    T item = std::move(list.back());
-    list.pop_back();
-    return item;
-  }
-
-  std::optional<T> item_;  // engaged until destruction
-};
+// A bridge direction's buffer or pipe comes from a per-thread free list (net/recycled.hpp), so a
+// new session neither zero-fills and faults in two 64 KiB buffers (below glibc's mmap threshold:
+// freeing them trimmed the heap and the next session grew it again) nor makes two pipes.
+using copy_buffers = net::buffer_pool<64 * 1024>;  // 1 MiB kept free per thread at most
+constexpr std::size_t copy_chunk = copy_buffers::size;
 
 // local -> session. `send_some` moves what the local side has (at least one byte) into the session
 // and returns how many bytes, 0 at the local end of stream. Ends with EOF to the peer when the
@@ -119,7 +69,7 @@ awaitable<std::uint64_t> downstream(session& s, ReceiveSome receive_some, Shutdo
 
 // The copying steps of a bridge direction, through `buf`: for TLS lines and stdin/stdout.
 template <typename Source>
-auto copy_in(Source& src, session& s, recycled<buffer_ptr>& buf) {
+auto copy_in(Source& src, session& s, net::recycled<copy_buffers>& buf) {
   return [&src, &s, &buf]() -> awaitable<std::size_t> {
     auto [ec, n] = co_await src.async_read_some(asio::buffer((*buf).get(), copy_chunk),
                                                 asio::as_tuple(use_awaitable));
@@ -130,7 +80,7 @@ auto copy_in(Source& src, session& s, recycled<buffer_ptr>& buf) {
   };
 }
 template <typename Sink>
-auto copy_out(session& s, Sink& sink, recycled<buffer_ptr>& buf) {
+auto copy_out(session& s, Sink& sink, net::recycled<copy_buffers>& buf) {
   return [&s, &sink, &buf]() -> awaitable<std::size_t> {
     const std::size_t n = co_await s.read_some(asio::buffer((*buf).get(), copy_chunk));
     if (n > 0) co_await asio::async_write(sink, asio::buffer((*buf).get(), n), use_awaitable);
@@ -178,9 +128,9 @@ awaitable<bridge_totals> bridge(session s, tcp::socket local) {
     // Plaintext line: payload moves socket to socket through a pipe per direction. splice(2)
     // blocks on a blocking socket whatever its flags say, so the local socket must not be one.
     local.non_blocking(true);
-    recycled<net::splice_pipe> pipe_up;
-    recycled<net::splice_pipe> pipe_down;
-    recycled<buffer_ptr> buf_up;
+    net::recycled<net::pipe_pool> pipe_up;
+    net::recycled<net::pipe_pool> pipe_down;
+    net::recycled<copy_buffers> buf_up;
     // Upstream copies while the local side sends little at a time (a request, a keystroke:
     // one read and one write beat splice in, header, splice out) and splices from the first
     // read that brought at least net::small_payload bytes until one brings less.
@@ -201,8 +151,8 @@ awaitable<bridge_totals> bridge(session s, tcp::socket local) {
     auto down = downstream(s, receive_some, shutdown_local, stop_local);
     co_return co_await join(s, std::move(up), std::move(down));
   }
-  recycled<buffer_ptr> buf_up;
-  recycled<buffer_ptr> buf_down;
+  net::recycled<copy_buffers> buf_up;
+  net::recycled<copy_buffers> buf_down;
   auto up = upstream(s, copy_in(local, s, buf_up));
   auto down = downstream(s, copy_out(s, local, buf_down), shutdown_local, stop_local);
   co_return co_await join(s, std::move(up), std::move(down));
@@ -220,8 +170,8 @@ awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
     error_code ignored;
     in.cancel(ignored);
   };
-  recycled<buffer_ptr> buf_up;
-  recycled<buffer_ptr> buf_down;
+  net::recycled<copy_buffers> buf_up;
+  net::recycled<copy_buffers> buf_down;
   auto up = upstream(s, copy_in(in, s, buf_up));
   auto down = downstream(s, copy_out(s, out, buf_down), close_out, stop_in);
   co_return co_await join(s, std::move(up), std::move(down));

@@ -5,10 +5,13 @@
 
 namespace switchboard::net {
 
-forward_path::forward_path(bool splice)
-    : chunk_size_(splice ? small_payload : forward_chunk),
-      chunk_(std::make_unique_for_overwrite<std::uint8_t[]>(protocol::header_size + chunk_size_)) {
-  if (splice) pipe_.emplace(forward_chunk);
+forward_path::forward_path(bool splice) {
+  if (splice) {
+    pipe_.emplace();
+    small_.emplace();
+  } else {
+    chunk_.emplace();
+  }
 }
 
 awaitable<bool> forward_path::forward(line_stream& from, line_stream* to, std::uint32_t length,
@@ -33,10 +36,11 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
                                              liveness& st) {
   const int in = from.socket().native_handle();
   const int out = to.socket().native_handle();
-  while (n > 0 || pipe_->held() > 0) {
+  splice_pipe& pipe = **pipe_;
+  while (n > 0 || pipe.held() > 0) {
     bool progressed = false;
     if (n > 0) {
-      const auto got = pipe_->fill(in, n);
+      const auto got = pipe.fill(in, n);
       if (got && *got == 0) throw boost::system::system_error(asio::error::eof);
       if (got) {
         n -= *got;
@@ -44,10 +48,10 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
         progressed = true;
       }
     }
-    if (pipe_->held() > 0) {
+    if (pipe.held() > 0) {
       std::size_t put = 0;
       try {
-        put = pipe_->drain(out, n > 0);
+        put = pipe.drain(out, n > 0);
       } catch (const boost::system::system_error&) {
         broken_ = true;
       }
@@ -59,7 +63,7 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
       progressed = progressed || put > 0;
     }
     if (progressed) continue;
-    if (pipe_->held() > 0) {
+    if (pipe.held() > 0) {
       st.blocked_on_peer = true;
       auto [ec] =
           co_await to.socket().async_wait(tcp::socket::wait_write, asio::as_tuple(use_awaitable));
@@ -79,11 +83,13 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
 
 awaitable<bool> forward_path::copy_payload(line_stream& from, line_stream* to, std::size_t n,
                                            liveness& st) {
-  std::uint8_t* buf = chunk_.get() + protocol::header_size;
+  std::uint8_t* const head = copy_buffer();
+  std::uint8_t* const buf = head + protocol::header_size;
+  const std::size_t cap = copy_capacity();
   bool first = true;
   const std::size_t total = n;
   while (n > 0) {
-    const std::size_t got = co_await from.read_some(asio::buffer(buf, std::min(n, chunk_size_)));
+    const std::size_t got = co_await from.read_some(asio::buffer(buf, std::min(n, cap)));
     if (got == 0) throw boost::system::system_error(asio::error::eof);
     n -= got;
     st.last_rx = std::chrono::steady_clock::now();
@@ -94,8 +100,8 @@ awaitable<bool> forward_path::copy_payload(line_stream& from, line_stream* to, s
         // Header and first chunk leave in one write (one TLS record on a TLS line).
         const auto h =
             protocol::encode_header(protocol::frame_type::data, static_cast<std::uint32_t>(total));
-        std::copy(h.begin(), h.end(), chunk_.get());
-        co_await to->write_all(asio::buffer(chunk_.get(), protocol::header_size + got));
+        std::copy(h.begin(), h.end(), head);
+        co_await to->write_all(asio::buffer(head, protocol::header_size + got));
       } else {
         co_await to->write_all(asio::buffer(buf, got));
       }

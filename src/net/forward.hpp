@@ -14,7 +14,9 @@
 #include <optional>
 
 #include "net/line_stream.hpp"
+#include "net/recycled.hpp"
 #include "net/splice_pipe.hpp"
+#include "protocol/frame.hpp"
 
 namespace switchboard::net {
 
@@ -32,7 +34,8 @@ constexpr std::size_t forward_chunk = 256 * 1024;
 class forward_path {
  public:
   // Splice pipe and a small_payload buffer if both ends are plaintext, else a forward_chunk
-  // buffer. Throws system_error if the pipe cannot be created (fd limit).
+  // buffer; pipes and forward_chunk buffers are recycled (net/recycled.hpp). Throws system_error
+  // if a pipe cannot be created (fd limit).
   explicit forward_path(bool splice);
   forward_path(const forward_path&) = delete;
   forward_path& operator=(const forward_path&) = delete;
@@ -49,10 +52,18 @@ class forward_path {
   awaitable<bool> splice_payload(line_stream& from, line_stream& to, std::size_t n, liveness& st);
   awaitable<bool> copy_payload(line_stream& from, line_stream* to, std::size_t n, liveness& st);
 
-  std::optional<splice_pipe> pipe_;        // splice path only; empty between frames
-  bool broken_ = false;                    // the destination failed; the pipe may hold stale bytes
-  std::size_t chunk_size_;                 // payload capacity of chunk_
-  std::unique_ptr<std::uint8_t[]> chunk_;  // header + payload chunk: every copied payload
+  using chunk_pool = buffer_pool<protocol::header_size + forward_chunk>;
+  using small_pool = buffer_pool<protocol::header_size + small_payload>;
+
+  // Where copied payloads go, after room for their header: chunk_ or small_.
+  std::uint8_t* copy_buffer() { return chunk_ ? (*chunk_)->get() : (*small_)->get(); }
+  std::size_t copy_capacity() const { return chunk_ ? forward_chunk : small_payload; }
+
+  // Exactly one of the two modes' resources is engaged, from construction to destruction.
+  std::optional<recycled<pipe_pool>> pipe_;    // splice: the pipe, empty between frames
+  std::optional<recycled<small_pool>> small_;  // splice: payloads of at most small_payload
+  std::optional<recycled<chunk_pool>> chunk_;  // copy (a TLS end): every payload
+  bool broken_ = false;  // the destination failed; the pipe may hold stale bytes
 };
 
 }  // namespace switchboard::net

@@ -46,4 +46,14 @@ class splice_pipe {
   std::size_t held_ = 0;
 };
 
+// Pipes of 256 KiB for net::recycled: the data path's pipes, relay and agents alike. A pipe that
+// still holds bytes (its destination failed) is closed, never handed on.
+struct pipe_pool {
+  using type = splice_pipe;
+  static constexpr std::size_t capacity = 256 * 1024;
+  static constexpr std::size_t max_free = 16;  // 32 descriptors per thread
+  static splice_pipe make() { return splice_pipe(capacity); }
+  static bool reusable(const splice_pipe& p) { return p.held() == 0; }
+};
+
 }  // namespace switchboard::net
