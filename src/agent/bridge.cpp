@@ -71,10 +71,10 @@ awaitable<std::uint64_t> downstream(session& s, ReceiveSome receive_some, Shutdo
 template <typename Source>
 auto copy_in(Source& src, session& s, net::recycled<copy_buffers>& buf) {
   return [&src, &s, &buf]() -> awaitable<std::size_t> {
-    auto [ec, n] = co_await src.async_read_some(asio::buffer((*buf).get(), copy_chunk),
+    auto [ec, n] = co_await src.async_read_some(asio::buffer(buf->get(), copy_chunk),
                                                 asio::as_tuple(use_awaitable));
     if (s.terminated()) co_return std::size_t{0};
-    if (n > 0) co_await s.write(asio::buffer((*buf).get(), n));
+    if (n > 0) co_await s.write(asio::buffer(buf->get(), n));
     if (ec && ec != asio::error::eof) throw boost::system::system_error(ec);
     co_return n;
   };
@@ -82,8 +82,8 @@ auto copy_in(Source& src, session& s, net::recycled<copy_buffers>& buf) {
 template <typename Sink>
 auto copy_out(session& s, Sink& sink, net::recycled<copy_buffers>& buf) {
   return [&s, &sink, &buf]() -> awaitable<std::size_t> {
-    const std::size_t n = co_await s.read_some(asio::buffer((*buf).get(), copy_chunk));
-    if (n > 0) co_await asio::async_write(sink, asio::buffer((*buf).get(), n), use_awaitable);
+    const std::size_t n = co_await s.read_some(asio::buffer(buf->get(), copy_chunk));
+    if (n > 0) co_await asio::async_write(sink, asio::buffer(buf->get(), n), use_awaitable);
     co_return n;
   };
 }

@@ -473,7 +473,7 @@ awaitable<std::size_t> agent_line::splice_data(session_core& s, tcp::socket& sou
 awaitable<void> agent_line::send_eof(session_core& s) {
   auto self = shared_from_this();
   auto guard = co_await write_mutex_.lock();
-  if (!current(s) || s.ended || s.eof_sent || state_ != line_state::paired) co_return;
+  if (!can_send(s)) co_return;
   s.eof_sent = true;
   co_await net::write_message(*stream_, p::eof{});
 }
