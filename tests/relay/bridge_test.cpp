@@ -90,11 +90,9 @@ awaitable<user_path> start_user_path(relay_env& env, const std::string& service,
   user_path path;
   std::map<std::string, net::host_port> services;
   services[service] = net::host_port{"127.0.0.1", port};
-  path.bob = env.make_agent("bob");
-  path.bob->set_incoming(agent::expose_services(services));
-  co_await start_and_settle(path.bob, 2);
-  path.alice = env.make_agent("alice");
-  co_await start_and_settle(path.alice, 2);
+  auto agents = co_await start_pair(env, agent::expose_services(services));
+  path.alice = agents.alice;
+  path.bob = agents.bob;
   tcp::acceptor acceptor(env.io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
   path.listen_port = acceptor.local_endpoint().port();
   auto signal = std::make_shared<asio::cancellation_signal>();
@@ -115,12 +113,8 @@ awaitable<tcp::socket> connect_local(asio::io_context& io, std::uint16_t port) {
 TEST_P(Bridge, SessionsAreZeroCopyExactlyOnPlaintextLines) {
   relay_env env(GetParam());
   env.run([&]() -> awaitable<void> {
-    auto bob = env.make_agent("bob");
-    bob->set_incoming(echo_handler());
-    co_await start_and_settle(bob, 2);
-    auto alice = env.make_agent("alice");
-    co_await start_and_settle(alice, 2);
-    auto s = co_await alice->call("bob", "echo");
+    auto agents = co_await start_pair(env, echo_handler());
+    auto s = co_await agents.alice->call("bob", "echo");
     EXPECT_EQ(s.zero_copy(), GetParam() == transport::plaintext);
     co_await s.close();
   });

@@ -12,21 +12,6 @@ class Forwarding : public ::testing::TestWithParam<transport> {};
 INSTANTIATE_TEST_SUITE_P(Transports, Forwarding,
                          ::testing::Values(transport::plaintext, transport::tls), transport_name);
 
-// bob answers with `handler`, alice only calls; both settled.
-struct pair_of_agents {
-  std::shared_ptr<agent::agent> alice;
-  std::shared_ptr<agent::agent> bob;
-};
-awaitable<pair_of_agents> start_pair(relay_env& env, agent::incoming_handler handler) {
-  pair_of_agents pa;
-  pa.bob = env.make_agent("bob");
-  pa.bob->set_incoming(std::move(handler));
-  co_await start_and_settle(pa.bob, 2);
-  pa.alice = env.make_agent("alice");
-  co_await start_and_settle(pa.alice, 2);
-  co_return pa;
-}
-
 TEST_P(Forwarding, ManyRoundTrips) {
   relay_env env(GetParam());
   env.run([&]() -> awaitable<void> {

@@ -190,6 +190,16 @@ awaitable<void> settle(std::shared_ptr<agent::agent> a, std::size_t vacant) {
       a->stats().lines_vacant >= vacant && a->stats().lines_vacant == a->stats().lines_open, 10s);
 }
 
+awaitable<pair_of_agents> start_pair(relay_env& env, agent::incoming_handler handler) {
+  pair_of_agents pa;
+  pa.bob = env.make_agent("bob");
+  pa.bob->set_incoming(std::move(handler));
+  co_await start_and_settle(pa.bob, 2);
+  pa.alice = env.make_agent("alice");
+  co_await start_and_settle(pa.alice, 2);
+  co_return pa;
+}
+
 awaitable<void> start_and_settle(std::shared_ptr<agent::agent> a, std::size_t vacant) {
   a->start();
   co_await a->wait_ready();

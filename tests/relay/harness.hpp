@@ -192,6 +192,13 @@ awaitable<void> start_and_settle(std::shared_ptr<agent::agent> a, std::size_t va
 // Waits (bounded) until none of the agent's lines is connecting, calling, paired or releasing.
 awaitable<void> settle(std::shared_ptr<agent::agent> a, std::size_t vacant);
 
+// bob answers with `handler`, alice only calls; both started and settled with 2 vacant lines.
+struct pair_of_agents {
+  std::shared_ptr<agent::agent> alice;
+  std::shared_ptr<agent::agent> bob;
+};
+awaitable<pair_of_agents> start_pair(relay_env& env, agent::incoming_handler handler);
+
 // ---- services --------------------------------------------------------------------------------
 
 // Echoes every byte back; on EOF it half-closes too and ends the session.
