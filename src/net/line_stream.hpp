@@ -34,11 +34,13 @@ class line_stream {
 
   // TLS handshake (no-op for plaintext). Throws system_error on failure.
   awaitable<void> handshake();
-  // Reads what is available, at least one byte. Returns 0 at a clean end of stream.
+  // Reads what is available, at least one byte. Returns 0 at a clean end of stream. On TLS it
+  // returns every record OpenSSL holds (read-ahead), up to buf's size, without another read(2).
   awaitable<std::size_t> read_some(asio::mutable_buffer buf);
   // Fills buf completely; throws asio::error::eof if the stream ends first.
   awaitable<void> read_exact(asio::mutable_buffer buf);
-  // Writes every byte of every buffer, in order.
+  // Writes every byte of every buffer, in order. On TLS a small first buffer (under 512 bytes,
+  // e.g. a frame header) is sent in one record with the start of the next buffers.
   awaitable<void> write_all(std::span<const asio::const_buffer> bufs);
   // A coroutine itself (not a forwarding call), so `buf` lives in its frame while the write runs.
   awaitable<void> write_all(asio::const_buffer buf) {
@@ -58,6 +60,8 @@ class line_stream {
   SSL* ssl() const { return ssl_.get(); }
 
  private:
+  // SSL_write until every byte of b is sent.
+  awaitable<void> write_tls(asio::const_buffer b);
   // Waits until the socket is ready for what OpenSSL asked for, or throws for a real error.
   awaitable<void> wait_for_ssl(int ssl_result, const char* what);
 

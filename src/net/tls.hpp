@@ -6,6 +6,7 @@
 
 #include <openssl/ssl.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -38,6 +39,13 @@ std::string fingerprint_of_cert_file(const std::filesystem::path& pem_file);
 // Accepts hex with or without ':' separators, any case, optional "sha256:" prefix; returns the
 // canonical form above. Throws std::invalid_argument if it is not 32 bytes of hex.
 std::string normalize_fingerprint(std::string_view text);
+
+// Both contexts: AES-128-GCM preferred (the server's order decides), then AES-256-GCM and
+// ChaCha20-Poly1305; read-ahead on with a read buffer of this many bytes (about four records),
+// allocated only while it holds bytes.
+inline constexpr const char* tls_ciphersuites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+inline constexpr std::size_t tls_read_buffer = 64 * 1024;
 
 // Server context: TLS 1.3 only, SSL_MODE_RELEASE_BUFFERS (idle lines hold no record buffers),
 // no session tickets (lines never resume). Throws std::runtime_error naming the file on a bad cert
