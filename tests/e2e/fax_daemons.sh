@@ -93,6 +93,9 @@ _picked() { fax 30 alice jobs | grep -qE "^$JOB2	bob	(running|done)	"; }
 for ((i = 0; i < 100; i++)); do _picked && break; sleep 0.1; done
 signal_bg alice1 KILL
 wait_bg alice1 10
+# The daemon itself is gone, not only the `timeout` that ran it: its process group is empty.
+_group_gone() { ! pgrep -g "${BG_PID[alice1]}" >/dev/null; }
+wait_for 10 "alice's first daemon (process group ${BG_PID[alice1]}) to be gone" _group_gone
 fax 30 alice jobs >"$WORK/jobs2.out" || fail "jobs exited with $?"
 state=$(awk -F'\t' -v id="$JOB2" '$1 == id { print $3 " " $4 }' "$WORK/jobs2.out")
 log "job $JOB2 after SIGKILL of alice's daemon: $state"

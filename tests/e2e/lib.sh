@@ -163,10 +163,19 @@ start_bg() {
 }
 
 # signal_bg NAME SIGNAL: sends SIGNAL to background process NAME (if it is still ours) and returns.
+# `timeout` forwards catchable signals to the program it runs, but SIGKILL and SIGSTOP end or stop
+# timeout itself and would orphan the program: those go to timeout's process group (its PGID is
+# its PID; the group holds only what it runs).
 signal_bg() {
-  local pid=${BG_PID[$1]:-}
+  local pid=${BG_PID[$1]:-} sig=$2 pgid
   [[ -n $pid ]] || fail "signal_bg: no process named '$1'"
-  is_our_child "$pid" && kill "-$2" "$pid"
+  is_our_child "$pid" || return 0
+  pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || pgid=
+  if [[ ($sig == KILL || $sig == STOP) && $pgid == "$pid" ]]; then
+    kill "-$sig" -- "-$pid"
+  else
+    kill "-$sig" "$pid"
+  fi
 }
 
 # bg_running NAME: true while the process is alive.
