@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "net/recycled.hpp"
 
@@ -80,6 +81,17 @@ awaitable<void> line_stream::handshake() {
 
 awaitable<std::size_t> line_stream::read_some(asio::mutable_buffer buf) {
   if (!ssl_) {
+    if (read_budget_ > 0) {
+      // The bytes are often there already (a payload behind its header, a reply): take them
+      // without a trip through the scheduler, which costs an epoll_wait(0) per completion.
+      --read_budget_;
+      error_code ec;
+      const std::size_t n = socket_.read_some(buf, ec);  // the socket is non-blocking
+      if (!ec) co_return n;
+      if (ec == asio::error::eof) co_return 0;
+      if (ec != asio::error::would_block) throw boost::system::system_error(ec);
+    }
+    read_budget_ = sync_budget;
     auto [ec, n] = co_await socket_.async_read_some(buf, asio::as_tuple(use_awaitable));
     if (ec == asio::error::eof) co_return 0;
     if (ec) throw boost::system::system_error(ec);
@@ -96,6 +108,11 @@ awaitable<std::size_t> line_stream::read_some(asio::mutable_buffer buf) {
       // Every record OpenSSL already holds (read-ahead) goes out in this call: one wake-up of
       // the reader per read(2), not per 16 KiB record. No read(2) is tried for more.
       if (total < buf.size() && SSL_has_pending(ssl_.get()) == 1) continue;
+      if (--read_budget_ == 0) {
+        // sync_budget reads in a row without waiting: let the thread's other lines run.
+        read_budget_ = sync_budget;
+        co_await asio::post(socket_.get_executor(), use_awaitable);
+      }
       co_return total;
     }
     if (total > 0) {
@@ -104,6 +121,7 @@ awaitable<std::size_t> line_stream::read_some(asio::mutable_buffer buf) {
       co_return total;
     }
     if (SSL_get_error(ssl_.get(), r) == SSL_ERROR_ZERO_RETURN) co_return 0;
+    read_budget_ = sync_budget;
     co_await wait_for_ssl(r, "read");
   }
 }
@@ -118,7 +136,29 @@ awaitable<void> line_stream::read_exact(asio::mutable_buffer buf) {
 
 awaitable<void> line_stream::write_all(std::span<const asio::const_buffer> bufs) {
   if (!ssl_) {
-    co_await asio::async_write(socket_, bufs, use_awaitable);
+    std::size_t sent = 0;
+    if (write_budget_ > 0) {
+      // Usually the whole write fits in the socket buffer: sent here, no scheduler trip.
+      --write_budget_;
+      error_code ec;
+      sent = socket_.write_some(bufs, ec);  // the socket is non-blocking
+      if (ec && ec != asio::error::would_block) throw boost::system::system_error(ec);
+      if (sent == asio::buffer_size(bufs)) co_return;
+    } else {
+      write_budget_ = sync_budget;
+    }
+    if (sent == 0) {
+      co_await asio::async_write(socket_, bufs, use_awaitable);
+      co_return;
+    }
+    // Partly sent: the rest goes through Asio (rare: the peer's window is full).
+    std::vector<asio::const_buffer> rest;
+    for (asio::const_buffer b : bufs) {
+      const std::size_t skip = std::min(sent, b.size());
+      sent -= skip;
+      if (b.size() > skip) rest.push_back(b + skip);
+    }
+    co_await asio::async_write(socket_, rest, use_awaitable);
     co_return;
   }
   std::size_t skip = 0;  // leading bytes of bufs already sent in the first record

@@ -65,8 +65,16 @@ class line_stream {
   // Waits until the socket is ready for what OpenSSL asked for, or throws for a real error.
   awaitable<void> wait_for_ssl(int ssl_result, const char* what);
 
+  // Plaintext reads and writes are first tried directly on the non-blocking socket; after
+  // sync_budget such tries in a row one goes through Asio (and the scheduler's queue), so that a
+  // line whose bytes never run out cannot keep the other lines of the thread waiting. TLS reads
+  // (always direct: SSL_read on the non-blocking socket) yield once per sync_budget likewise.
+  static constexpr unsigned sync_budget = 16;
+
   tcp::socket socket_;
   std::unique_ptr<SSL, ssl_deleter> ssl_;  // null for plaintext
+  unsigned read_budget_ = sync_budget;
+  unsigned write_budget_ = sync_budget;
 };
 
 }  // namespace switchboard::net

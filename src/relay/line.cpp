@@ -191,6 +191,9 @@ awaitable<void> line::authenticate() {
     throw p::protocol_violation(std::string("expected LOGIN, got ") + p::frame_name(h->type));
   }
   const auto msg = co_await net::read_control(stream_, *h);
+  // Closed while the LOGIN was arriving (relay stopping, login deadline): the LOGGED-OUT that
+  // close() sends is this line's last word, not an answer to the LOGIN.
+  if (closing_) co_return;
   const auto& m = std::get<p::login>(msg);
   live_.last_rx = clock::now();
   user_ = m.user;
@@ -279,12 +282,14 @@ awaitable<credential_check> line::check_credentials(const p::login& m) {
 awaitable<void> line::serve() {
   while (!closing_) {
     // An idle line waits here for readiness only: no read_header/read_some frames, no read
-    // operation and no buffer are held until the agent sends something.
-    if (!stream_.read_buffered()) {
+    // operation and no buffer are held until the agent sends something. A paired line reads
+    // at once: its next frame is often there already, and a readiness wait costs an epoll_ctl
+    // (Asio re-arms the descriptor for every wait).
+    if (state_ != line_state::paired && !stream_.read_buffered()) {
       co_await stream_.socket().async_wait(tcp::socket::wait_read, use_awaitable);
     }
     const auto h = co_await net::read_header(stream_);
-    if (!h) co_return;
+    if (!h || closing_) co_return;  // after close() nothing more is read or answered
     live_.last_rx = clock::now();
     if (h->type == p::frame_type::data) {
       co_await on_data(h->length);

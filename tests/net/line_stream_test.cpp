@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <iterator>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -164,6 +165,96 @@ TEST_F(LineStreamTlsTest, BytesBeforeAnAbruptEndComeFirstThenTheError) {
   EXPECT_EQ(got, data);
   EXPECT_THROW(run([&]() -> awaitable<void> { co_await server_->read_some(asio::buffer(got)); }),
                boost::system::system_error);
+}
+
+// A reader whose bytes never run out still lets the other coroutines of its thread run: reads
+// that find bytes at once are done without the scheduler, but not more than a bounded number in
+// a row. `stream` reads 1 KiB at a time from bytes that are all there already; a coroutine
+// posted at the start must run long before the reader is through them.
+void expect_reader_yields(asio::io_context& io, line_stream& stream, std::size_t available) {
+  std::size_t reads = 0;
+  std::size_t reads_when_other_ran = 0;
+  bool other_ran = false;
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        std::vector<std::uint8_t> buf(1024);
+        std::size_t got = 0;
+        while (got < available) {
+          got += co_await stream.read_some(asio::buffer(buf));
+          ++reads;
+        }
+      },
+      asio::detached);
+  asio::post(io, [&] {
+    other_ran = true;
+    reads_when_other_ran = reads;
+  });
+  io.run();
+  io.restart();
+  ASSERT_TRUE(other_ran);
+  EXPECT_GE(reads, available / 1024);
+  EXPECT_LE(reads_when_other_ran, 64u) << "of " << reads << " reads";
+}
+
+TEST_F(LineStreamTlsTest, AReaderThatNeverWaitsStillLetsOthersRun) {
+  // Socket buffers large enough for the whole write, which then needs no reader to finish.
+  client_->socket().set_option(asio::socket_base::send_buffer_size(1 << 20));
+  server_->socket().set_option(asio::socket_base::receive_buffer_size(1 << 20));
+  const auto data = pattern(128 * 1024);
+  run([&]() -> awaitable<void> { co_await client_->write_all(asio::buffer(data)); });
+  expect_reader_yields(io_, *server_, data.size());
+}
+
+class LineStreamPlainTest : public ::testing::Test {
+ protected:
+  LineStreamPlainTest() {
+    tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    tcp::socket c(io_);
+    c.connect(acceptor.local_endpoint());
+    raw_ = std::move(c);
+    stream_.emplace(acceptor.accept());
+    raw_.set_option(asio::socket_base::send_buffer_size(1 << 20));
+    stream_->socket().set_option(asio::socket_base::receive_buffer_size(1 << 20));
+  }
+  asio::io_context io_;
+  tcp::socket raw_{io_};
+  std::optional<line_stream> stream_;
+};
+
+TEST_F(LineStreamPlainTest, AReaderThatNeverWaitsStillLetsOthersRun) {
+  const std::vector<std::uint8_t> data(256 * 1024, 0x5a);
+  asio::write(raw_, asio::buffer(data));  // fits in loopback socket buffers: all there at once
+  expect_reader_yields(io_, *stream_, data.size());
+}
+
+TEST_F(LineStreamPlainTest, WritesAndReadsKeepOrderAcrossTheDirectAndTheAsioPath) {
+  // More writes than sync_budget in a row, each with a small first buffer: every byte arrives
+  // once and in order whichever path a write took.
+  std::vector<std::uint8_t> sent;
+  asio::co_spawn(
+      io_,
+      [&]() -> awaitable<void> {
+        for (std::uint8_t i = 0; i < 100; ++i) {
+          const std::uint8_t head[] = {i, i};
+          const std::vector<std::uint8_t> body(1000 + i, i);
+          const asio::const_buffer parts[] = {asio::buffer(head), asio::buffer(body)};
+          co_await stream_->write_all(parts);
+          sent.insert(sent.end(), std::begin(head), std::end(head));
+          sent.insert(sent.end(), body.begin(), body.end());
+        }
+        stream_->socket().shutdown(tcp::socket::shutdown_send);
+      },
+      asio::detached);
+  io_.run();
+  io_.restart();
+  std::vector<std::uint8_t> got(sent.size());
+  asio::read(raw_, asio::buffer(got));
+  EXPECT_EQ(got, sent);
+  std::uint8_t extra = 0;
+  error_code ec;
+  raw_.read_some(asio::buffer(&extra, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof);
 }
 
 }  // namespace
