@@ -16,7 +16,8 @@
 #   haproxy  sb_load -> haproxy (mode tcp, Debian defaults otherwise) -> server
 #   socat    sb_load -> socat TCP-LISTEN,fork -> server
 #   ssh      sb_load -> sshd (ssh -R listener) => ssh client -> server   (aes128-gcm)
-#   sb-hop   (a) relay hop alone: sb_load as an agent (call()) -> relay -> `switchboard expose` -> server
+#   sb-hop   (a) relay hop alone: sb_load as an agent (call()) -> relay -> sb_load sb-target (an
+#            agent that is the server: echo and sink in-process, like the servers above)
 #   sb-path  (b) whole user path: sb_load TCP -> `switchboard agent` [[forward]] -> relay -> expose -> server
 #   sb-tls   (c) as (b) with TLS lines
 # A contender that cannot be started shows n/a with the reason below the table; the script still
@@ -453,12 +454,23 @@ EOF
   C_SINK=$p1; C_ECHO=$p2
 }
 
+# sb_start_target TAG: sb_load sb-target as the called device "dev" (echo and sink in-process).
+sb_start_target() {
+  local tag=$1
+  # shellcheck disable=SC2046
+  start_bg "$tag" env SB_PW_DEV="$(cat "$WORK/pw.dev")" "$LOAD" sb-target --user dev \
+    --password-env SB_PW_DEV $(sb_link_args) --vacant-lines "$EXPOSE_LINES"
+  C_PROCS=("$tag" "${C_PROCS[@]}")
+  wait_log "$WORK/$C_RELAY_TAG.log" 'dev/line#[0-9]+: logged in' "$EXPOSE_LINES" 20 ||
+    log "sb-target: fewer than $EXPOSE_LINES lines logged in after 20 s; going on"
+}
+
 start_sb-hop() {
   sb_setup || { C_WHY="Switchboard setup failed"; return 1; }
   C_RELAY_TAG=relay_hop_$RUN
   sb_start_relay plain "$C_RELAY_TAG" || return 1
   C_PATH=("${C_RELAY[@]}")
-  sb_start_expose "expose_hop_$RUN" || return 1
+  sb_start_target "target_hop_$RUN" || return 1
   # shellcheck disable=SC2207
   local link=($(sb_link_args))
   C_AGENT_SINK=("${link[@]}" --user caller --password-env SB_PW_CALLER --peer dev --service sink)

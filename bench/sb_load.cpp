@@ -8,6 +8,8 @@
 //   sb_load rate     --connect A:P --seconds 5 --parallel 8    connect + 1 byte echo + close, per s
 //   sb_load idle     --connect A:P --count 5000 --hold-seconds 60 --ready-file F
 //   sb_load sb-idle-lines --count 15000 --relay ... --user ...  logged-in idle lines, no sessions
+//   sb_load sb-target --relay ... --user ...   target agent: answers calls for "echo" and "sink"
+//                                              in-process (the relay hop alone: no local TCP hop)
 //
 // Every client workload also runs "relay hop alone": with --relay HOST:PORT --user U
 // --password-env VAR --peer P --service S (--plaintext or --fingerprint FP) each stream is an
@@ -675,6 +677,75 @@ int serve(const std::string& listen, const std::string& port_file, bool echo) {
   return 0;
 }
 
+// --- in-process target agent (sb-target)
+// ------------------------------------------------------------
+
+// The echo and sink services of the servers above, over the library's session API: a call to this
+// agent ends in the agent itself, so the relay is the only forwarder between caller and target.
+constexpr std::size_t target_buffer = 256 * 1024;
+
+awaitable<void> echo_session(agent::session s) {
+  const auto buf = std::make_unique_for_overwrite<std::uint8_t[]>(target_buffer);
+  try {
+    for (;;) {
+      const std::size_t n = co_await s.read_some(asio::buffer(buf.get(), target_buffer));
+      if (n == 0) break;
+      co_await s.write(asio::buffer(buf.get(), n));
+    }
+    if (!s.terminated()) co_await s.shutdown_write();  // the caller's EOF, echoed
+  } catch (const boost::system::system_error&) {
+    // The session ended under a write: nothing is owed to anyone.
+  }
+  co_await s.close();
+}
+
+awaitable<void> sink_session(agent::session s) {
+  const auto buf = std::make_unique_for_overwrite<std::uint8_t[]>(target_buffer);
+  std::uint64_t total = 0;
+  try {
+    for (;;) {
+      const std::size_t n = co_await s.read_some(asio::buffer(buf.get(), target_buffer));
+      if (n == 0) break;
+      total += n;
+    }
+    if (!s.terminated()) {
+      std::uint8_t reply[8];
+      for (int i = 0; i < 8; ++i) reply[i] = static_cast<std::uint8_t>(total >> (8 * i));
+      co_await s.write(asio::buffer(reply));
+      co_await s.shutdown_write();
+    }
+  } catch (const boost::system::system_error&) {
+  }
+  co_await s.close();
+}
+
+// Logs in with `vacant` lines and answers calls until SIGINT/SIGTERM; other services are refused.
+int run_target(const conn_options& o, std::size_t vacant) {
+  if (!o.agent_mode() || o.user.empty()) {
+    throw std::invalid_argument("sb-target needs --relay and --user");
+  }
+  asio::io_context io(1);
+  auto a = std::make_shared<agent::agent>(io.get_executor(), make_agent_options(o, vacant));
+  a->set_incoming([](agent::incoming_call c) -> awaitable<agent::answer> {
+    agent::answer ans = agent::answer::reject(protocol::error_code::unknown_service,
+                                              "sb-target serves echo and sink");
+    if (c.service == "echo" || c.service == "sink") {
+      ans.code = protocol::error_code::ok;
+      ans.serve = c.service == "echo" ? &echo_session : &sink_session;
+    }
+    co_return ans;
+  });
+  a->start();
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const error_code&, int) {
+    a->stop();
+    io.stop();
+  });
+  print_json(json{{"workload", "sb-target"}, {"user", o.user}, {"vacant_lines", vacant}});
+  io.run();
+  return 0;
+}
+
 // --- running a client command -------------------------------------------------------------------
 
 // Sets up the dialer (TCP or agent), runs `body`, prints its JSON with the common fields.
@@ -817,6 +888,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   lines_cmd->add_option("--ready-file", ready_file, "written once all are logged in");
 
+  auto* target_cmd = app.add_subcommand(
+      "sb-target", "target agent: answers calls for echo and sink in-process until SIGTERM");
+  add_conn_options(target_cmd, o);
+
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
@@ -846,6 +921,9 @@ int main(int argc, char** argv) {
       return run_client("idle", o, std::min<std::size_t>(batch + 2, count + 1), [&](dialer& d) {
         return run_idle(d, count, std::max<std::size_t>(1, batch), !no_ping, hold, ready_file);
       });
+    }
+    if (*target_cmd) {
+      return run_target(o, o.vacant_lines > 0 ? static_cast<std::size_t>(o.vacant_lines) : 8);
     }
     if (*lines_cmd) {
       if (!o.agent_mode() || o.user.empty())
