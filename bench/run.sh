@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks of the Switchboard relay against direct TCP, haproxy (tcp mode), socat (fork) and
 # `ssh -N -R`, on loopback. Prints ONE table: contender rows x workload columns, each cell the
-# median over the runs with [min-max], and the ratio to the best peer (haproxy, socat, ssh).
+# median over the runs with [min-max], and the ratio to the best peer (haproxy, socat, ssh, coturn).
 #
 #   bash bench/run.sh --quick     # smoke test, < 2 minutes once built: 1 run, small sizes
 #   bash bench/run.sh --full      # the figures of docs/benchmarks.md: 3 interleaved runs
 #
-# Options: --runs N, --only LIST (comma list of contender keys: direct,haproxy,socat,ssh,sb-hop,
-# sb-path,sb-tls), --no-build, --no-install, --keep (keep the work directory), --out FILE (also
+# Options: --runs N, --only LIST (comma list of contender keys: direct,haproxy,socat,ssh,coturn,
+# sb-hop,sb-path,sb-tls), --no-build, --no-install, --keep (keep the work directory), --out FILE (also
 # write the table there).
 #
 # Contenders (every process on 127.0.0.1, ports picked here; the target services are sb_load's
@@ -16,6 +16,8 @@
 #   haproxy  sb_load -> haproxy (mode tcp, Debian defaults otherwise) -> server
 #   socat    sb_load -> socat TCP-LISTEN,fork -> server
 #   ssh      sb_load -> sshd (ssh -R listener) => ssh client -> server   (aes128-gcm)
+#   coturn   sb_load (TURN client: one TCP allocation, Connect + ConnectionBind per stream, RFC
+#            6062) -> turnserver -> server
 #   sb-hop   (a) relay hop alone: sb_load as an agent (call()) -> relay -> sb_load sb-target (an
 #            agent that is the server: echo and sink in-process, like the servers above)
 #   sb-path  (b) whole user path: sb_load TCP -> `switchboard agent` [[forward]] -> relay -> expose -> server
@@ -72,7 +74,7 @@ PARALLEL=8
 EXPOSE_LINES=80      # the target agent's vacant lines: 64 streams + the rate workers + spare
 FORWARD_LINES=72     # the forwarding agent's vacant lines
 BG_LIMIT=3600        # no background process started here outlives this (seconds)
-ALL_CONTENDERS=(direct haproxy socat ssh sb-hop sb-path sb-tls)
+ALL_CONTENDERS=(direct haproxy socat ssh coturn sb-hop sb-path sb-tls)
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -84,6 +86,7 @@ install_peers() {
   command -v socat >/dev/null 2>&1 || need+=(socat)
   [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
   command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+  command -v turnserver >/dev/null 2>&1 || need+=(coturn)
   command -v ps >/dev/null 2>&1 || need+=(procps)
   command -v python3 >/dev/null 2>&1 || need+=(python3)
   [[ ${#need[@]} -eq 0 ]] && return 0
@@ -271,7 +274,11 @@ note() { printf '%s\t%s\n' "$1" "$2" >>"$NOTES"; log "$1: $2"; }
 start_servers() {
   start_bg sink "$LOAD" sink-server --listen 127.0.0.1:0 --port-file "$WORK/sink.port"
   start_bg echo "$LOAD" echo-server --listen 127.0.0.1:0 --port-file "$WORK/echo.port"
-  wait_file "$WORK/sink.port" && wait_file "$WORK/echo.port" || { echo "run.sh: servers did not start" >&2; exit 2; }
+  # For paths without half-close (coturn): the client announces the length first.
+  start_bg sink_lp "$LOAD" sink-server --length-prefix --listen 127.0.0.1:0 --port-file "$WORK/sink_lp.port"
+  wait_file "$WORK/sink.port" && wait_file "$WORK/echo.port" && wait_file "$WORK/sink_lp.port" ||
+    { echo "run.sh: servers did not start" >&2; exit 2; }
+  SINK_LP_PORT=$(cat "$WORK/sink_lp.port")
   SINK_PORT=$(cat "$WORK/sink.port")
   ECHO_PORT=$(cat "$WORK/echo.port")
 }
@@ -328,6 +335,27 @@ start_socat() {
   wait_port "$p1" 10 && wait_port "$p2" 5 || { C_WHY="socat did not start"; return 1; }
   C_SINK=$p1; C_ECHO=$p2
   C_RELAY=("${PID[socat_sink]}" "${PID[socat_echo]}"); C_PATH=("${C_RELAY[@]}"); C_MEM=pss
+}
+
+start_coturn() {
+  command -v turnserver >/dev/null 2>&1 || { C_WHY="coturn not installed"; return 1; }
+  local p d=$WORK/coturn
+  p=$(free_port)
+  mkdir -p "$d"
+  export SB_TURN_PASSWORD=turn-$RANDOM$RANDOM
+  # TCP listener and TCP relays only, loopback peers allowed, long-term credentials; otherwise
+  # defaults (one relay thread per core).
+  start_bg coturn turnserver -n --listening-ip 127.0.0.1 --listening-port "$p" --relay-ip 127.0.0.1 \
+    --min-port 40000 --max-port 59999 --allow-loopback-peers --lt-cred-mech \
+    --user "bench:$SB_TURN_PASSWORD" --realm bench --no-tls --no-dtls --no-udp --no-udp-relay \
+    --no-cli --no-multicast-peers --no-stdout-log --simple-log --log-file "$d/turn.log" \
+    --pidfile "$d/turn.pid" --userdb "$d/turndb"
+  C_PROCS=(coturn)
+  wait_port "$p" 10 || { C_WHY="turnserver did not start: $(tail -n 3 "$WORK/coturn.log" | tr '\n' ' ')"; return 1; }
+  local turn=(--turn "127.0.0.1:$p" --turn-user bench --turn-password-env SB_TURN_PASSWORD)
+  C_AGENT_SINK=("${turn[@]}" --turn-peer "127.0.0.1:$SINK_LP_PORT")
+  C_AGENT_ECHO=("${turn[@]}" --turn-peer "127.0.0.1:$ECHO_PORT")
+  C_RELAY=("${PID[coturn]}"); C_PATH=("${C_RELAY[@]}")
 }
 
 start_ssh() {
@@ -536,6 +564,7 @@ measure_idle() {
       "${link[@]}" >"$out" 2>"$out.err" &
   else
     local target=(--connect "127.0.0.1:$C_ECHO")
+    [[ -z $C_ECHO ]] && target=("${C_AGENT_ECHO[@]}")
     timeout -k 5 900 "$LOAD" idle --count "$IDLE_N" --batch 32 --hold-seconds 600 \
       --ready-file "$ready" --timeout 800 "${target[@]}" >"$out" 2>"$out.err" &
   fi
@@ -664,11 +693,12 @@ names = {
     "haproxy": "haproxy (tcp mode)",
     "socat": "socat (fork)",
     "ssh": "ssh -N -R (aes128-gcm)",
+    "coturn": "coturn TURN-TCP (RFC 6062)",
     "sb-hop": "Switchboard (a) relay hop, plaintext",
     "sb-path": "Switchboard (b) user path, plaintext",
     "sb-tls": "Switchboard (c) user path, TLS",
 }
-peers = ["haproxy", "socat", "ssh"]
+peers = ["haproxy", "socat", "ssh", "coturn"]
 def med(c, m):
     v = vals.get((c, m))
     return statistics.median(v) if v else None
@@ -686,7 +716,7 @@ def fmt(x, d):
     if abs(x) >= 1000 and d <= 1:
         return f"{x:,.0f}"
     return f"{x:.{d}f}"
-print(f"Switchboard benchmarks, {mode} mode: median of {runs} run(s) [min-max]; xN = times better than the best peer (haproxy, socat, ssh) in that column")
+print(f"Switchboard benchmarks, {mode} mode: median of {runs} run(s) [min-max]; xN = times better than the best peer (haproxy, socat, ssh, coturn) in that column")
 print(f"Machine: {machine}")
 print()
 print("| contender | " + " | ".join(h for _, h, _, _ in cols) + " |")

@@ -3,6 +3,8 @@
 //   sb_load echo-server --listen 127.0.0.1:0 --port-file F     target: echoes, keeps half-close
 //   sb_load sink-server --listen 127.0.0.1:0 --port-file F     target: discards; at the client's
 //                                                              EOF answers the byte count (u64 LE)
+//                                                              (--length-prefix: after the length
+//                                                              the client announced first)
 //   sb_load bulk     --connect A:P --bytes 2Gi --streams 64    Gbit/s, end to end (sink confirms)
 //   sb_load pingpong --connect A:P --count 20000 --size 64     round trip p50/p99 in µs
 //   sb_load rate     --connect A:P --seconds 5 --parallel 8    connect + 1 byte echo + close, per s
@@ -13,7 +15,9 @@
 //
 // Every client workload also runs "relay hop alone": with --relay HOST:PORT --user U
 // --password-env VAR --peer P --service S (--plaintext or --fingerprint FP) each stream is an
-// agent call() to P:S through the relay instead of a TCP connect.
+// agent call() to P:S through the relay instead of a TCP connect. With --turn HOST:PORT
+// --turn-user U --turn-password-env VAR --turn-peer ADDR:PORT each stream is a TURN-TCP
+// connection (RFC 6062: Connect + ConnectionBind on one allocation) to the peer instead.
 //
 // Each client command prints exactly one JSON object on the last line of stdout (idle prints a
 // "ready" line first). Every loop is bounded in count and time; --timeout ends the whole command.
@@ -30,19 +34,23 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "agent/agent.hpp"
 #include "agent/session.hpp"
 #include "net/asio.hpp"
 #include "net/endpoint.hpp"
+#include "turn_client.hpp"
 
 using namespace switchboard;
 using json = nlohmann::json;
@@ -125,6 +133,9 @@ class stream_base {
   virtual awaitable<void> write(asio::const_buffer b) = 0;
   virtual awaitable<void> shutdown_write() = 0;
   virtual awaitable<void> close() = 0;
+  // False if the path does not carry a half-close to the server (TURN-TCP: coturn closes the
+  // peer connection on the client's FIN). Bulk sink streams then announce their length first.
+  virtual bool half_close() const { return true; }
 };
 
 class tcp_stream final : public stream_base {
@@ -201,6 +212,58 @@ class tcp_dialer final : public dialer {
   tcp::endpoint ep_;
 };
 
+// TURN-TCP allows one connection per peer address and allocation (RFC 6062 §5.2: 446 otherwise),
+// so concurrent streams use one allocation each. Allocations are kept in a pool and reused
+// oldest-free first, as a client would keep its allocations between connections.
+struct turn_pool {
+  bench::turn_options opts;
+  std::deque<std::unique_ptr<bench::turn_client>> free;
+  std::size_t allocations = 0;
+};
+
+class turn_stream final : public stream_base {
+ public:
+  turn_stream(tcp::socket s, std::unique_ptr<bench::turn_client> c, std::shared_ptr<turn_pool> p)
+      : tcp_(std::move(s)), client_(std::move(c)), pool_(std::move(p)) {}
+  ~turn_stream() override { pool_->free.push_back(std::move(client_)); }
+  awaitable<std::size_t> read_some(asio::mutable_buffer b) override {
+    co_return co_await tcp_.read_some(b);
+  }
+  awaitable<void> write(asio::const_buffer b) override { co_await tcp_.write(b); }
+  awaitable<void> shutdown_write() override { co_await tcp_.shutdown_write(); }
+  awaitable<void> close() override { co_await tcp_.close(); }
+  bool half_close() const override { return false; }
+
+ private:
+  tcp_stream tcp_;
+  std::unique_ptr<bench::turn_client> client_;
+  std::shared_ptr<turn_pool> pool_;
+};
+
+class turn_dialer final : public dialer {
+ public:
+  explicit turn_dialer(bench::turn_options o) : pool_(std::make_shared<turn_pool>()) {
+    pool_->opts = std::move(o);
+  }
+  awaitable<std::unique_ptr<stream_base>> open() override {
+    std::unique_ptr<bench::turn_client> c;
+    if (!pool_->free.empty()) {
+      c = std::move(pool_->free.front());
+      pool_->free.pop_front();
+    } else {
+      c = co_await bench::turn_client::allocate(pool_->opts);
+      ++pool_->allocations;
+    }
+    tcp::socket s = co_await c->connect_peer();
+    co_return std::make_unique<turn_stream>(std::move(s), std::move(c), pool_);
+  }
+  std::string mode() const override { return "turn"; }
+  std::size_t allocations() const { return pool_->allocations; }
+
+ private:
+  std::shared_ptr<turn_pool> pool_;
+};
+
 class agent_dialer final : public dialer {
  public:
   agent_dialer(std::shared_ptr<agent::agent> a, std::string peer, std::string service)
@@ -232,6 +295,10 @@ struct conn_options {
   double wait_target_s = 30;  // agent mode: retry the first call this long (target logging in)
   double timeout_s = 300;     // the whole command
   std::string log_level = "warn";
+  std::string turn;  // HOST:PORT of a TURN server (TURN-TCP mode)
+  std::string turn_user;
+  std::string turn_password_env = "SB_TURN_PASSWORD";
+  std::string turn_peer;  // ADDR:PORT the TURN server connects each stream to
 
   bool agent_mode() const { return !relay.empty(); }
 };
@@ -256,6 +323,29 @@ void add_conn_options(CLI::App* app, conn_options& o) {
   app->add_option("--timeout", o.timeout_s, "give up the whole command after this long (s)")
       ->capture_default_str();
   app->add_option("--log-level", o.log_level, "agent library log level")->capture_default_str();
+  app->add_option("--turn", o.turn, "TURN server HOST:PORT: each stream is a TURN-TCP connection");
+  app->add_option("--turn-user", o.turn_user, "TURN mode: long-term credential user");
+  app->add_option("--turn-password-env", o.turn_password_env,
+                  "TURN mode: environment variable with the password")
+      ->capture_default_str();
+  app->add_option("--turn-peer", o.turn_peer, "TURN mode: peer ADDR:PORT (IPv4)");
+}
+
+awaitable<std::unique_ptr<dialer>> make_turn_dialer(const conn_options& o) {
+  if (o.turn_user.empty() || o.turn_peer.empty()) {
+    throw std::runtime_error("TURN mode needs --turn-user and --turn-peer");
+  }
+  const char* pw = std::getenv(o.turn_password_env.c_str());
+  if (!pw) throw std::runtime_error("environment variable " + o.turn_password_env + " is not set");
+  bench::turn_options t;
+  t.server = net::parse_endpoint(o.turn);
+  t.user = o.turn_user;
+  t.password = pw;
+  t.peer = net::parse_endpoint(o.turn_peer);
+  auto d = std::make_unique<turn_dialer>(std::move(t));
+  auto probe = co_await d->open();  // fails here, with the server's reason, if TURN does not work
+  co_await probe->close();
+  co_return d;
 }
 
 agent::agent_options make_agent_options(const conn_options& o, std::size_t vacant) {
@@ -347,7 +437,7 @@ awaitable<std::uint64_t> bulk_writer(stream_base& s, std::uint64_t bytes,
     co_await s.write(asio::buffer(buf.data(), n));
     left -= n;
   }
-  co_await s.shutdown_write();
+  if (s.half_close()) co_await s.shutdown_write();
   co_return bytes;
 }
 
@@ -373,6 +463,12 @@ awaitable<void> bulk_stream(dialer& d, std::uint64_t bytes, const std::vector<st
     using namespace asio::experimental::awaitable_operators;
     co_await (bulk_writer(*s, bytes, buf) && bulk_reader(*s, bytes, buf.size()));
   } else {
+    if (!s->half_close()) {
+      // The sink learns the length up front (sink-server --length-prefix) instead of at EOF.
+      std::uint8_t prefix[8];
+      for (int i = 0; i < 8; ++i) prefix[i] = static_cast<std::uint8_t>(bytes >> (8 * i));
+      co_await s->write(asio::buffer(prefix));
+    }
     co_await bulk_writer(*s, bytes, buf);
     std::uint8_t reply[8] = {};
     const bool whole = co_await read_full(*s, asio::buffer(reply));
@@ -618,14 +714,33 @@ awaitable<void> echo_conn(tcp::socket s) {
   s.close(ignored);
 }
 
-awaitable<void> sink_conn(tcp::socket s) {
+// Plain: counts until the client's EOF, then answers the count. Length-prefixed (for paths that
+// do not carry a half-close): the first 8 bytes (u64 LE) announce the length, not counted; the
+// count is answered once that many bytes arrived.
+awaitable<void> sink_conn(tcp::socket s, bool length_prefixed) {
   s.set_option(tcp::no_delay(true));
   std::vector<std::uint8_t> buf(256 * 1024);
   std::uint64_t total = 0;
+  std::uint64_t expected = std::numeric_limits<std::uint64_t>::max();
+  if (length_prefixed) {
+    std::uint8_t prefix[8];
+    auto [ec, n] =
+        co_await asio::async_read(s, asio::buffer(prefix), asio::as_tuple(use_awaitable));
+    if (ec) co_return;
+    expected = 0;
+    for (int i = 7; i >= 0; --i) expected = expected << 8 | prefix[i];
+  }
   for (;;) {
-    auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
+    const std::size_t want = static_cast<std::size_t>(
+        std::min<std::uint64_t>(buf.size(), length_prefixed ? expected - total : buf.size()));
+    std::size_t n = 0;
+    error_code ec;
+    if (want > 0) {
+      std::tie(ec, n) =
+          co_await s.async_read_some(asio::buffer(buf.data(), want), asio::as_tuple(use_awaitable));
+    }
     total += n;
-    if (ec == asio::error::eof) {
+    if (ec == asio::error::eof || (length_prefixed && total == expected)) {
       std::uint8_t reply[8];
       for (int i = 0; i < 8; ++i) reply[i] = static_cast<std::uint8_t>(total >> (8 * i));
       co_await asio::async_write(s, asio::buffer(reply), asio::as_tuple(use_awaitable));
@@ -633,12 +748,16 @@ awaitable<void> sink_conn(tcp::socket s) {
     }
     if (ec) break;
   }
+  if (length_prefixed) {  // the client closes after reading the count
+    auto waited = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
+    static_cast<void>(waited);
+  }
   error_code ignored;
   s.shutdown(tcp::socket::shutdown_send, ignored);
   s.close(ignored);
 }
 
-awaitable<void> accept_loop(tcp::acceptor& acc, bool echo) {
+awaitable<void> accept_loop(tcp::acceptor& acc, bool echo, bool length_prefixed) {
   asio::steady_timer backoff(acc.get_executor());
   for (;;) {
     auto [ec, s] = co_await acc.async_accept(asio::as_tuple(use_awaitable));
@@ -651,12 +770,13 @@ awaitable<void> accept_loop(tcp::acceptor& acc, bool echo) {
     if (echo) {
       asio::co_spawn(acc.get_executor(), echo_conn(std::move(s)), asio::detached);
     } else {
-      asio::co_spawn(acc.get_executor(), sink_conn(std::move(s)), asio::detached);
+      asio::co_spawn(acc.get_executor(), sink_conn(std::move(s), length_prefixed), asio::detached);
     }
   }
 }
 
-int serve(const std::string& listen, const std::string& port_file, bool echo) {
+int serve(const std::string& listen, const std::string& port_file, bool echo,
+          bool length_prefixed) {
   asio::io_context io(1);
   tcp::acceptor acc(io);
   const auto ep = net::parse_endpoint(listen);
@@ -672,7 +792,7 @@ int serve(const std::string& listen, const std::string& port_file, bool echo) {
   print_json(j);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const error_code&, int) { io.stop(); });
-  asio::co_spawn(io, accept_loop(acc, echo), asio::detached);
+  asio::co_spawn(io, accept_loop(acc, echo, length_prefixed), asio::detached);
   io.run();
   return 0;
 }
@@ -784,9 +904,11 @@ int run_client(const std::string& workload, const conn_options& o, std::size_t d
             d = std::make_unique<agent_dialer>(a, o.peer, o.service);
             co_await probe_target(*d, o.wait_target_s);
             j["vacant_lines"] = co_await wait_vacant(*a, vacant, std::chrono::seconds(30));
+          } else if (!o.turn.empty()) {
+            d = co_await make_turn_dialer(o);
           } else {
             if (o.connect.empty())
-              throw std::runtime_error("give --connect ADDR:PORT or --relay ...");
+              throw std::runtime_error("give --connect ADDR:PORT, --relay ... or --turn ...");
             const auto hp = net::parse_host_port(o.connect);
             tcp::resolver r(io);
             const auto eps =
@@ -833,6 +955,9 @@ int main(int argc, char** argv) {
     c->add_option("--listen", listen, "ADDR:PORT")->capture_default_str();
     c->add_option("--port-file", port_file, "write the bound port here");
   }
+  bool length_prefix = false;
+  sink_cmd->add_flag("--length-prefix", length_prefix,
+                     "the first 8 bytes (u64 LE) give the length; answer once it arrived");
 
   conn_options o;
   std::string bytes = "1Gi", chunk = "256Ki";
@@ -897,8 +1022,8 @@ int main(int argc, char** argv) {
   raise_fd_limit();
   try {
     spdlog::set_level(spdlog::level::from_str(o.log_level));
-    if (*echo_cmd) return serve(listen, port_file, true);
-    if (*sink_cmd) return serve(listen, port_file, false);
+    if (*echo_cmd) return serve(listen, port_file, true, false);
+    if (*sink_cmd) return serve(listen, port_file, false, length_prefix);
     if (*bulk_cmd) {
       const std::uint64_t total = parse_size(bytes);
       const std::size_t ch = static_cast<std::size_t>(parse_size(chunk));
