@@ -148,14 +148,19 @@ awaitable<void> agent_line::connect_and_login() {
 
 bool agent_line::path_silent() const {
   // On a paired line the relay may be held up by the peer's flow control; then TCP tells whether
-  // the path is alive: outstanding bytes with no acknowledgement for a whole interval.
+  // the path is alive: outstanding bytes, no acknowledgement for a whole interval, and a
+  // retransmission timeout that fired for them. Without the last condition a PING that the relay's
+  // kernel is still acknowledging late (delayed ACK, up to 200 ms, when no PONG can carry the ACK
+  // because the line's writes wait behind the peer's flow control) looked like a dead path right
+  // after an idle spell: seen replacing paired lines under load with a 200 ms keep-alive.
   tcp_info ti{};
   socklen_t len = sizeof ti;
   if (!stream_ || ::getsockopt(const_cast<net::line_stream&>(*stream_).socket().native_handle(),
                                IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
     return true;
   }
-  return ti.tcpi_unacked > 0 && ti.tcpi_last_ack_recv > keepalive_.count();
+  return ti.tcpi_unacked > 0 && ti.tcpi_last_ack_recv > keepalive_.count() &&
+         ti.tcpi_retransmits > 0;
 }
 
 awaitable<void> agent_line::keepalive() {
