@@ -29,6 +29,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -60,6 +61,18 @@ namespace {
 
 double seconds_since(clk::time_point t0) {
   return std::chrono::duration<double>(clk::now() - t0).count();
+}
+
+// The sink's byte count and the length prefix travel as u64 little-endian.
+std::array<std::uint8_t, 8> u64_le(std::uint64_t v) {
+  std::array<std::uint8_t, 8> b{};
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::uint8_t>(v >> (8 * i));
+  return b;
+}
+std::uint64_t from_u64_le(const std::uint8_t (&b)[8]) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = v << 8 | b[i];
+  return v;
 }
 
 // "2Gi", "512Mi", "64Ki", "1G", "1000" -> bytes (Ki/Mi/Gi binary, K/M/G decimal).
@@ -218,7 +231,6 @@ class tcp_dialer final : public dialer {
 struct turn_pool {
   bench::turn_options opts;
   std::deque<std::unique_ptr<bench::turn_client>> free;
-  std::size_t allocations = 0;
 };
 
 class turn_stream final : public stream_base {
@@ -252,13 +264,11 @@ class turn_dialer final : public dialer {
       pool_->free.pop_front();
     } else {
       c = co_await bench::turn_client::allocate(pool_->opts);
-      ++pool_->allocations;
     }
     tcp::socket s = co_await c->connect_peer();
     co_return std::make_unique<turn_stream>(std::move(s), std::move(c), pool_);
   }
   std::string mode() const override { return "turn"; }
-  std::size_t allocations() const { return pool_->allocations; }
 
  private:
   std::shared_ptr<turn_pool> pool_;
@@ -465,16 +475,14 @@ awaitable<void> bulk_stream(dialer& d, std::uint64_t bytes, const std::vector<st
   } else {
     if (!s->half_close()) {
       // The sink learns the length up front (sink-server --length-prefix) instead of at EOF.
-      std::uint8_t prefix[8];
-      for (int i = 0; i < 8; ++i) prefix[i] = static_cast<std::uint8_t>(bytes >> (8 * i));
+      const auto prefix = u64_le(bytes);
       co_await s->write(asio::buffer(prefix));
     }
     co_await bulk_writer(*s, bytes, buf);
     std::uint8_t reply[8] = {};
     const bool whole = co_await read_full(*s, asio::buffer(reply));
     if (!whole) throw std::runtime_error("sink closed without reporting its byte count");
-    std::uint64_t counted = 0;
-    for (int i = 7; i >= 0; --i) counted = (counted << 8) | reply[i];
+    const std::uint64_t counted = from_u64_le(reply);
     if (counted != bytes) {
       throw std::runtime_error("sink counted " + std::to_string(counted) + " of " +
                                std::to_string(bytes) + " bytes");
@@ -727,8 +735,7 @@ awaitable<void> sink_conn(tcp::socket s, bool length_prefixed) {
     auto [ec, n] =
         co_await asio::async_read(s, asio::buffer(prefix), asio::as_tuple(use_awaitable));
     if (ec) co_return;
-    expected = 0;
-    for (int i = 7; i >= 0; --i) expected = expected << 8 | prefix[i];
+    expected = from_u64_le(prefix);
   }
   for (;;) {
     const std::size_t want = static_cast<std::size_t>(
@@ -741,8 +748,7 @@ awaitable<void> sink_conn(tcp::socket s, bool length_prefixed) {
     }
     total += n;
     if (ec == asio::error::eof || (length_prefixed && total == expected)) {
-      std::uint8_t reply[8];
-      for (int i = 0; i < 8; ++i) reply[i] = static_cast<std::uint8_t>(total >> (8 * i));
+      const auto reply = u64_le(total);
       co_await asio::async_write(s, asio::buffer(reply), asio::as_tuple(use_awaitable));
       break;
     }
@@ -829,8 +835,7 @@ awaitable<void> sink_session(agent::session s) {
       total += n;
     }
     if (!s.terminated()) {
-      std::uint8_t reply[8];
-      for (int i = 0; i < 8; ++i) reply[i] = static_cast<std::uint8_t>(total >> (8 * i));
+      const auto reply = u64_le(total);
       co_await s.write(asio::buffer(reply));
       co_await s.shutdown_write();
     }

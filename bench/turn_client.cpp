@@ -4,9 +4,26 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <array>
 #include <stdexcept>
 
 namespace switchboard::bench {
+
+// STUN message codec (RFC 5389 §6, §15).
+struct stun_attribute {
+  std::uint16_t type;
+  std::vector<std::uint8_t> value;
+};
+
+struct stun_message {
+  std::uint16_t type = 0;
+  std::array<std::uint8_t, 12> transaction{};
+  std::vector<stun_attribute> attributes;
+
+  const stun_attribute* find(std::uint16_t t) const;
+  // ERROR-CODE as class*100+number, 0 if absent.
+  int error_code() const;
+};
 
 namespace {
 
@@ -108,6 +125,7 @@ int stun_message::error_code() const {
   return (e->value[2] & 0x7) * 100 + e->value[3];
 }
 
+// Encodes `m`; with a non-empty `integrity_key` appends MESSAGE-INTEGRITY (HMAC-SHA1).
 std::vector<std::uint8_t> encode_stun(const stun_message& m, const std::string& integrity_key) {
   std::vector<std::uint8_t> out;
   put16(out, m.type);

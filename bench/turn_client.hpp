@@ -8,7 +8,6 @@
 // lifetime), no FINGERPRINT, IPv4 peers only. Every read has the caller's overall timeout only.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,25 +25,7 @@ struct turn_options {
   tcp::endpoint peer;  // IPv4; the server must allow it (coturn: --allow-loopback-peers)
 };
 
-// STUN message codec (RFC 5389 §6, §15): exposed for the unit of work in turn_client.cpp and for
-// reading by anyone checking it against the RFC.
-struct stun_attribute {
-  std::uint16_t type;
-  std::vector<std::uint8_t> value;
-};
-
-struct stun_message {
-  std::uint16_t type = 0;
-  std::array<std::uint8_t, 12> transaction{};
-  std::vector<stun_attribute> attributes;
-
-  const stun_attribute* find(std::uint16_t t) const;
-  // ERROR-CODE as class*100+number, 0 if absent.
-  int error_code() const;
-};
-
-// Encodes `m`; with a non-empty `integrity_key` appends MESSAGE-INTEGRITY (HMAC-SHA1).
-std::vector<std::uint8_t> encode_stun(const stun_message& m, const std::string& integrity_key);
+struct stun_message;  // the STUN codec (RFC 5389 §6, §15) is internal to turn_client.cpp
 
 class turn_client {
  public:
