@@ -91,6 +91,10 @@ int main(int argc, char** argv) {
                         "user store and certificate (default ./switchboard-data)");
   serve_cmd->add_flag("--plaintext", plaintext, "no TLS (tests and benchmarks only)");
   serve_cmd->add_option("--port-file", port_file, "write the bound port here (for --listen ...:0)");
+  std::string forward_threads;
+  serve_cmd->add_option("--forward-threads", forward_threads,
+                        "threads forwarding paired sessions: a number, or auto (one per core; the "
+                        "default); 0 forwards on the control thread");
 
   auto* fp_cmd =
       app.add_subcommand("fingerprint", "print the relay certificate's SHA-256 fingerprint");
@@ -127,10 +131,14 @@ int main(int argc, char** argv) {
   try {
     cli::setup_logging(log_level);
     relay::relay_config cfg;
+    cfg.forward_threads = relay::auto_forward_threads();
     if (!config_file.empty()) cfg = relay::load_relay_config(config_file, cfg);
     if (!data_dir.empty()) cfg.data_dir = data_dir;
     if (!listen.empty()) cfg.listen = listen;
     if (plaintext) cfg.plaintext = true;
+    if (!forward_threads.empty()) {
+      cfg.forward_threads = relay::parse_forward_threads(forward_threads, "--forward-threads");
+    }
 
     if (*serve_cmd) return serve(cfg, port_file);
     if (*fp_cmd) {

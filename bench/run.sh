@@ -424,6 +424,8 @@ sb_setup() {
 sb_start_relay() {
   local mode=$1 tag=$2 args=()
   [[ $mode == plain ]] && args=(--plaintext)
+  # SB_FORWARD_THREADS=N compares thread counts (default: the relay's own, one per core).
+  [[ -n ${SB_FORWARD_THREADS:-} ]] && args+=(--forward-threads "$SB_FORWARD_THREADS")
   rm -f "$WORK/$tag.port"
   start_bg "$tag" "$RELAY_BIN" serve --data-dir "$SB_DATA" --listen 127.0.0.1:0 --port-file "$WORK/$tag.port" "${args[@]}"
   C_PROCS+=("$tag")

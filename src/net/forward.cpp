@@ -44,7 +44,7 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
       if (got && *got == 0) throw boost::system::system_error(asio::error::eof);
       if (got) {
         n -= *got;
-        st.last_rx = std::chrono::steady_clock::now();
+        st.heard();
         progressed = true;
       }
     }
@@ -64,11 +64,11 @@ awaitable<bool> forward_path::splice_payload(line_stream& from, line_stream& to,
     }
     if (progressed) continue;
     if (pipe.held() > 0) {
-      st.blocked_on_peer = true;
+      st.set_blocked(true);
       auto [ec] =
           co_await to.socket().async_wait(tcp::socket::wait_write, asio::as_tuple(use_awaitable));
-      st.blocked_on_peer = false;
-      st.last_rx = std::chrono::steady_clock::now();  // silence is judged afresh after a block
+      st.set_blocked(false);
+      st.heard();  // silence is judged afresh after a block
       if (ec) {
         broken_ = true;
         co_await copy_payload(from, nullptr, n, st);
@@ -92,10 +92,10 @@ awaitable<bool> forward_path::copy_payload(line_stream& from, line_stream* to, s
     const std::size_t got = co_await from.read_some(asio::buffer(buf, std::min(n, cap)));
     if (got == 0) throw boost::system::system_error(asio::error::eof);
     n -= got;
-    st.last_rx = std::chrono::steady_clock::now();
+    st.heard();
     if (!to) continue;
     try {
-      st.blocked_on_peer = true;
+      st.set_blocked(true);
       if (first) {
         // Header and first chunk leave in one write (one TLS record on a TLS line).
         const auto h =
@@ -105,11 +105,11 @@ awaitable<bool> forward_path::copy_payload(line_stream& from, line_stream* to, s
       } else {
         co_await to->write_all(asio::buffer(buf, got));
       }
-      st.blocked_on_peer = false;
-      st.last_rx = std::chrono::steady_clock::now();  // silence is judged afresh after a block
+      st.set_blocked(false);
+      st.heard();  // silence is judged afresh after a block
     } catch (const boost::system::system_error&) {
-      st.blocked_on_peer = false;
-      st.last_rx = std::chrono::steady_clock::now();
+      st.set_blocked(false);
+      st.heard();
       to = nullptr;
     }
     first = false;

@@ -8,6 +8,7 @@
 // destroyed when the session ends; idle lines hold none.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -20,12 +21,21 @@
 
 namespace switchboard::net {
 
-// What the source line's watchdog needs to know while forwarding is under way.
+// What the source line's watchdog needs to know while forwarding is under way. Written by the
+// thread that forwards (a relay forwarding thread while a session is offloaded) and read by the
+// relay's control thread when a deadline is due: hence atomics (relaxed; each field is a fact of
+// its own, nothing is published through them).
 struct liveness {
-  std::chrono::steady_clock::time_point last_rx = std::chrono::steady_clock::now();
+  using clock = std::chrono::steady_clock;
+  std::atomic<clock::time_point> last_rx{clock::now()};
   // True while the source waits for the destination to accept bytes (the destination's flow
   // control, judged on the destination's own line).
-  bool blocked_on_peer = false;
+  std::atomic<bool> blocked_on_peer{false};
+
+  void heard() { last_rx.store(clock::now(), std::memory_order_relaxed); }
+  clock::time_point heard_at() const { return last_rx.load(std::memory_order_relaxed); }
+  void set_blocked(bool b) { blocked_on_peer.store(b, std::memory_order_relaxed); }
+  bool blocked() const { return blocked_on_peer.load(std::memory_order_relaxed); }
 };
 
 // Bytes one direction may hold between reading and writing (pipe capacity or chunk size).

@@ -1,6 +1,7 @@
 #include "net/line_stream.hpp"
 
 #include <openssl/err.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -192,6 +193,26 @@ awaitable<void> line_stream::write_tls(asio::const_buffer b) {
     } else {
       co_await wait_for_ssl(r, "write");
     }
+  }
+}
+
+void line_stream::rebind(const asio::any_io_executor& ex) noexcept {
+  if (!socket_.is_open()) return;
+  error_code ec;
+  const auto protocol = socket_.local_endpoint(ec).protocol();
+  const int fd = ec ? -1 : socket_.release(ec);
+  if (ec) {
+    close();
+    return;
+  }
+  // The descriptor keeps O_NONBLOCK and TCP_NODELAY; the new socket object is told about the
+  // first, or Asio's synchronous write_some (used above) would wait for room instead of failing.
+  socket_ = tcp::socket(ex);
+  socket_.assign(protocol, fd, ec);
+  if (!ec) socket_.non_blocking(true, ec);
+  if (ec) {
+    if (!socket_.is_open()) ::close(fd);
+    close();
   }
 }
 

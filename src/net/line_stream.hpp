@@ -52,6 +52,13 @@ class line_stream {
   // read buffer or read coroutine while the line is idle.
   bool read_buffered() const { return ssl_ && SSL_has_pending(ssl_.get()) == 1; }
 
+  // Moves the socket to the reactor of another executor (an io_context's): the relay offloads a
+  // paired session to a forwarding thread and back. Operations pending on the old reactor
+  // complete there with operation_aborted; nothing is read or lost. The caller guarantees that no
+  // operation of this stream is running and that, from here on, only `ex`'s thread uses it. A
+  // closed socket stays closed; if the move fails, the socket is closed.
+  void rebind(const asio::any_io_executor& ex) noexcept;
+
   // Closes the socket; pending operations complete with operation_aborted. Idempotent.
   void close() noexcept;
   bool is_open() const { return socket_.is_open(); }

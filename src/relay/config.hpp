@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -28,6 +29,17 @@ struct relay_config {
   double login_failure_refill_s = 6;     // ...then one more every this many seconds
   std::size_t max_pending_logins = 256;  // password checks queued at once; beyond: FAIL(BUSY)
   unsigned auth_threads = 2;             // Argon2id verifications run here, not on I/O threads
+  // Threads that forward paired sessions' DATA (0: the control thread forwards everything).
+  // switchboard-relay defaults to auto_forward_threads(); a relay_config made in code to 0.
+  unsigned forward_threads = 0;
+  // A session moves to a forwarding thread once it has forwarded this many DATA frames on the
+  // control thread: short sessions never pay for the move.
+  std::uint64_t offload_after_frames = 16;
 };
+
+// One forwarding thread per core, or none on a single core (the control thread would compete).
+unsigned auto_forward_threads();
+// "auto" or a count from 0 to 256; throws std::runtime_error naming `where` otherwise.
+unsigned parse_forward_threads(const std::string& text, const std::string& where);
 
 }  // namespace switchboard::relay

@@ -1,8 +1,32 @@
 #include "relay/config_file.hpp"
 
+#include <string>
+#include <thread>
+
 #include "net/toml_util.hpp"
 
 namespace switchboard::relay {
+
+unsigned auto_forward_threads() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores >= 2 ? cores : 0;
+}
+
+unsigned parse_forward_threads(const std::string& text, const std::string& where) {
+  if (text == "auto") return auto_forward_threads();
+  unsigned long n = 0;
+  std::size_t used = 0;
+  try {
+    n = std::stoul(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || text[0] == '-' || n > 256) {
+    throw std::runtime_error(where + ": expected auto or a number of threads from 0 to 256, got '" +
+                             text + "'");
+  }
+  return static_cast<unsigned>(n);
+}
 
 relay_config load_relay_config(const std::filesystem::path& file, relay_config c) {
   const std::string where = file.string();
@@ -29,9 +53,10 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   }
   if (const auto* lt = t.get_as<toml::table>("limits")) {
     const std::string w = where + " [limits]";
-    net::check_keys(
-        *lt,
-        {"login_failure_burst", "login_failure_refill_s", "max_pending_logins", "auth_threads"}, w);
+    net::check_keys(*lt,
+                    {"login_failure_burst", "login_failure_refill_s", "max_pending_logins",
+                     "auth_threads", "forward_threads"},
+                    w);
     c.login_failure_burst =
         net::get_or<double>(*lt, "login_failure_burst", c.login_failure_burst, w);
     c.login_failure_refill_s =
@@ -40,6 +65,16 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
         *lt, "max_pending_logins", static_cast<std::int64_t>(c.max_pending_logins), w));
     c.auth_threads =
         static_cast<unsigned>(net::get_or<std::int64_t>(*lt, "auth_threads", c.auth_threads, w));
+    if (const auto* n = lt->get("forward_threads")) {
+      const std::string what = w + " forward_threads";
+      if (const auto* text = n->as_string()) {
+        c.forward_threads = parse_forward_threads(text->get(), what);
+      } else if (const auto* count = n->as_integer()) {
+        c.forward_threads = parse_forward_threads(std::to_string(count->get()), what);
+      } else {
+        throw std::runtime_error(what + ": expected a number or \"auto\"");
+      }
+    }
   }
   if (c.min_keepalive.count() < 100 || c.max_keepalive < c.min_keepalive) {
     throw std::runtime_error(where + ": need 100 <= keepalive_min_ms <= keepalive_max_ms");

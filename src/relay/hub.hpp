@@ -1,6 +1,8 @@
 // The relay's shared state: logged-in devices, their lines, sessions and counters.
 //
-// Threading: the hub and every line run on one executor (one I/O thread); nothing here locks.
+// Threading: the hub and every line's state run on one executor (the control thread); nothing here
+// locks. Paired sessions may forward on the forwarding threads (relay/offload.hpp), which touch
+// only the two lines' streams, liveness and the session's forward paths.
 // Ownership: each line is owned by its own coroutine (shared_ptr); the hub keeps raw pointers and
 // every line removes itself in its teardown before it can be destroyed. A session is shared by its
 // two lines; it holds strong references to them until each side detaches (RELEASE or death).
@@ -21,6 +23,7 @@
 #include "net/forward.hpp"
 #include "protocol/messages.hpp"
 #include "relay/config.hpp"
+#include "relay/forward_threads.hpp"
 #include "relay/rate_limiter.hpp"
 #include "store/user_store.hpp"
 
@@ -48,6 +51,8 @@ struct session {
   bool terminated = false;
   std::unique_ptr<net::forward_path> to_caller;  // made when the target accepts
   std::unique_ptr<net::forward_path> to_target;
+  std::uint64_t data_frames = 0;                    // DATA frames forwarded on the control thread
+  std::optional<asio::any_io_executor> forward_on;  // its forwarding thread, once it has one
 
   std::shared_ptr<line> peer_of(const line* l) const { return l == caller.get() ? target : caller; }
   net::forward_path* path_to(const line* dst) const {
@@ -61,6 +66,8 @@ struct hub_counters {
   std::uint64_t failed_logins = 0;
   std::uint64_t sessions_paired = 0;
   std::uint64_t demands = 0;
+  std::uint64_t offloads = 0;        // stints of paired sessions on forwarding threads
+  std::uint64_t offload_frames = 0;  // control frames handled while their line was in a stint
 };
 
 struct route_result {
@@ -74,6 +81,10 @@ class hub {
   ~hub();
 
   const relay_config& config() const { return cfg_; }
+  // The control thread's executor: every line's coroutines run here.
+  const asio::any_io_executor& executor() const { return ex_; }
+  forward_threads& forwarders() { return forwarders_; }
+  std::size_t forward_thread_count() const { return forwarders_.size(); }
   store::user_store& users() { return users_; }
   hub_counters& counters() { return counters_; }
   rate_limiter& address_limiter() { return by_address_; }
@@ -127,8 +138,11 @@ class hub {
   void set_draining() { draining_ = true; }
 
  private:
+  asio::any_io_executor ex_;
   relay_config cfg_;
   store::user_store& users_;
+  // Declared before anything a line refers to, so it is destroyed (threads joined) after them.
+  forward_threads forwarders_;
   asio::thread_pool auth_pool_;
   std::size_t pending_logins_ = 0;
   rate_limiter by_address_;

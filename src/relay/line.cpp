@@ -51,6 +51,8 @@ std::string line::tag() const {
 
 void line::set_state(line_state s, clock::time_point deadline) {
   state_ = s;
+  // A stint forwards for paired lines only (the reader also ends it after a frame it handled).
+  if (s != line_state::paired && offload_ && offload_->running()) offload_->stop();
   state_deadline_ = deadline;
   arm_deadline();
 }
@@ -84,13 +86,18 @@ void line::close(error_code code, std::string text, error_code peer_code) {
   if (code != error_code::ok || !text.empty()) {
     spdlog::info("{}: closing: {} ({})", tag(), p::error_name(code), text);
   }
+  if (offload_ && offload_->running()) {
+    // The stint holds the write mutex and the socket: closed on the forwarding thread.
+    offload_->close_line(this);
+    return;
+  }
   if (write_mutex_.locked() || !stream_.is_open() || state_ == line_state::closed) {
     stream_.close();
     return;
   }
   // Best effort: the agent learns why, unless it does not read within a second.
   asio::co_spawn(
-      stream_.socket().get_executor(),
+      hub_.executor(),
       [self = shared_from_this(),
        m = p::message(p::logged_out{code, std::move(text)})]() -> awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
@@ -110,7 +117,15 @@ awaitable<void> line::teardown() {
   const bool notified_close = closing_;
   closing_ = true;
   state_ = line_state::closed;  // queued deadline entries are ignored from now on
-  if (!notified_close) stream_.close();
+  // A reader that ended during a stint (an exception while handling one of its frames): the
+  // stint closes the socket, which is still on the forwarding thread.
+  bool stream_elsewhere = false;
+  if (offload_) {
+    stream_elsewhere = offload_->running();
+    if (stream_elsewhere) offload_->close_line(this);
+    offload_.reset();
+  }
+  if (!notified_close && !stream_elsewhere) stream_.close();
   hub_.detach_from_device(this);
   device_ = nullptr;
   if (auto s = session_) {
@@ -139,8 +154,7 @@ line::clock::time_point line::next_deadline() const {
   if (state_ == line_state::auth) return accepted_at_ + hub_.config().login_timeout;
   const auto now = clock::now();
   // While forwarding waits for the peer's flow control, silence is judged on the peer's line.
-  const auto silence =
-      live_.blocked_on_peer ? now + 3 * keepalive_ : live_.last_rx + 3 * keepalive_;
+  const auto silence = live_.blocked() ? now + 3 * keepalive_ : live_.heard_at() + 3 * keepalive_;
   return std::min(silence, state_deadline_);
 }
 
@@ -161,15 +175,14 @@ void line::deadline_due(clock::time_point at) {
     return;
   }
   asio::co_spawn(
-      stream_.socket().get_executor(), [self = shared_from_this()] { return self->on_deadline(); },
-      asio::detached);
+      hub_.executor(), [self = shared_from_this()] { return self->on_deadline(); }, asio::detached);
 }
 
 awaitable<void> line::on_deadline() {
   const auto now = clock::now();
   if (state_ == line_state::auth) {
     close(error_code::login_timeout, "no LOGIN within the login deadline");
-  } else if (!live_.blocked_on_peer && now >= live_.last_rx + 3 * keepalive_) {
+  } else if (!live_.blocked() && now >= live_.heard_at() + 3 * keepalive_) {
     close(error_code::keepalive_timeout, "no keep-alive for 3 intervals");
   } else if (state_ == line_state::calling && now >= state_deadline_) {
     auto s = session_;
@@ -195,7 +208,7 @@ awaitable<void> line::authenticate() {
   // close() sends is this line's last word, not an answer to the LOGIN.
   if (closing_) co_return;
   const auto& m = std::get<p::login>(msg);
-  live_.last_rx = clock::now();
+  live_.heard();
   user_ = m.user;
 
   const auto refuse = [&](error_code code, std::string text) -> awaitable<void> {
@@ -281,16 +294,22 @@ awaitable<credential_check> line::check_credentials(const p::login& m) {
 
 awaitable<void> line::serve() {
   while (!closing_) {
-    // An idle line waits here for readiness only: no read_header/read_some frames, no read
-    // operation and no buffer are held until the agent sends something. A paired line reads
-    // at once: its next frame is often there already, and a readiness wait costs an epoll_ctl
-    // (Asio re-arms the descriptor for every wait).
-    if (state_ != line_state::paired && !stream_.read_buffered()) {
+    std::optional<p::frame_header> h;
+    if (offload_candidate()) {
+      const next_frame next = co_await offload_or_wait();
+      if (next.what == next_frame::again) continue;
+      if (next.what == next_frame::end) co_return;
+      if (next.what == next_frame::frame) h = next.header;
+    } else if (state_ != line_state::paired && !stream_.read_buffered()) {
+      // An idle line waits here for readiness only: no read_header/read_some frames, no read
+      // operation and no buffer are held until the agent sends something. A paired line reads
+      // at once: its next frame is often there already, and a readiness wait costs an epoll_ctl
+      // (Asio re-arms the descriptor for every wait).
       co_await stream_.socket().async_wait(tcp::socket::wait_read, use_awaitable);
     }
-    const auto h = co_await net::read_header(stream_);
+    if (!h) h = co_await net::read_header(stream_);
     if (!h || closing_) co_return;  // after close() nothing more is read or answered
-    live_.last_rx = clock::now();
+    live_.heard();
     if (h->type == p::frame_type::data) {
       co_await on_data(h->length);
       continue;
@@ -300,8 +319,75 @@ awaitable<void> line::serve() {
   }
 }
 
+// --- forwarding threads -----------------------------------------------------------------------
+
+bool line::offload_candidate() const {
+  return state_ == line_state::paired && session_ && !session_->terminated &&
+         hub_.forward_thread_count() > 0 && !stream_.read_buffered();
+}
+
+bool line::can_offload_with(const line& peer) const {
+  const auto free = [](const line& l) {
+    return !l.closing_ && !l.offload_ && !l.pong_queued_ && !l.write_mutex_.locked() &&
+           l.stream_.is_open();
+  };
+  return peer.parked_ && peer.state_ == line_state::paired && free(*this) && free(peer) &&
+         session_->data_frames >= hub_.config().offload_after_frames;
+}
+
+awaitable<line::next_frame> line::offload_or_wait() {
+  auto s = session_;
+  if (auto peer = s->peer_of(this); peer && can_offload_with(*peer)) {
+    if (!s->forward_on) s->forward_on = hub_.forwarders().next();
+    ++hub_.counters().offloads;
+    offload::start(s, *this, *peer, *s->forward_on);
+    co_return co_await after_offload();
+  }
+  parked_ = true;
+  auto [ec] =
+      co_await stream_.socket().async_wait(tcp::socket::wait_read, asio::as_tuple(use_awaitable));
+  parked_ = false;
+  if (offload_) co_return co_await after_offload();  // the peer started a stint meanwhile
+  if (ec == asio::error::operation_aborted) co_return next_frame{next_frame::again};
+  if (ec) throw boost::system::system_error(ec);
+  co_return next_frame{next_frame::read_here};
+}
+
+awaitable<line::next_frame> line::after_offload() {
+  // Control frames the stint's pump read from this line, handled here as always.
+  for (;;) {
+    std::optional<p::message> msg = co_await offload_->next_message(this);
+    if (!msg) break;
+    ++hub_.counters().offload_frames;
+    co_await std::visit([this](const auto& m) { return on(m); }, *msg);
+    offload_->resume(this, state_ == line_state::paired && !closing_);
+  }
+  const offload::outcome out = offload_->outcome_of(this);
+  offload_.reset();
+  if (out.delivery_failed && session_) {
+    if (auto peer = session_->peer_of(this)) peer->close(error_code::peer_lost, "write failed");
+  }
+  switch (out.what) {
+    case offload::result::stopped:
+      break;
+    case offload::result::end:
+      co_return next_frame{next_frame::end};
+    case offload::result::failed:
+      throw boost::system::system_error(out.error);
+    case offload::result::violation:
+      throw p::protocol_violation(out.text);
+  }
+  co_return next_frame{next_frame::again};
+}
+
 awaitable<bool> line::send(const p::message& m) {
   auto guard = co_await write_mutex_.lock();
+  if (offload_ && offload_->running()) {
+    // The socket is on a forwarding thread: the frame is written there.
+    const auto stint = offload_;  // the reader may drop its reference meanwhile
+    const auto r = co_await stint->write(this, m);
+    if (r != offload::write_result::not_here) co_return r == offload::write_result::written;
+  }
   if (!stream_.is_open()) co_return false;
   try {
     co_await net::write_message(stream_, m);
@@ -326,14 +412,19 @@ awaitable<void> line::on(const p::ping& m) {
   if (!pong_queued_) {
     pong_queued_ = true;
     asio::co_spawn(
-        stream_.socket().get_executor(), [self = shared_from_this()] { return self->send_pong(); },
-        asio::detached);
+        hub_.executor(), [self = shared_from_this()] { return self->send_pong(); }, asio::detached);
   }
   co_return;
 }
 
 awaitable<void> line::send_pong() {
   auto guard = co_await write_mutex_.lock();
+  if (offload_ && offload_->running()) {
+    pong_queued_ = false;
+    const p::message pong = p::pong{pong_nonce_};
+    const auto stint = offload_;
+    if (co_await stint->write(this, pong) != offload::write_result::not_here) co_return;
+  }
   pong_queued_ = false;
   if (!stream_.is_open()) co_return;
   try {
@@ -498,6 +589,7 @@ awaitable<void> line::on_data(std::uint32_t length) {
     throw p::protocol_violation(std::string("DATA in state ") + state_name(state_));
   }
   auto s = session_;
+  ++s->data_frames;
   auto peer = s->peer_of(this);
   if (!peer) co_return co_await net::skip_payload(stream_, length);
   // No suspension between peer_of() and lock(): a RELEASED for the peer queues behind us.

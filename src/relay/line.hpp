@@ -1,6 +1,7 @@
 // One relay-side line: the coroutine that owns a device's TCP connection (docs/protocol.md §5).
 //
-// run() is the only reader of the line; every writer (this line's replies, the peer's forwarding,
+// run() is the only reader of the line (or, while its session is offloaded, the stint's forwarding
+// thread, relay/offload.hpp); every writer (this line's replies, the peer's forwarding,
 // the hub) holds write_mutex_ for exactly one frame. Every deadline of the line (login, keep-alive
 // silence, demand, release) is queued in the hub's single deadline timer (hub::schedule_deadline);
 // a line has no timer or watchdog coroutine of its own.
@@ -15,6 +16,7 @@
 #include "net/line_stream.hpp"
 #include "protocol/messages.hpp"
 #include "relay/hub.hpp"
+#include "relay/offload.hpp"
 
 namespace switchboard::relay {
 
@@ -26,6 +28,8 @@ struct credential_check {
   store::user_settings settings;
 };
 class line : public std::enable_shared_from_this<line> {
+  friend class offload;
+
  public:
   using clock = std::chrono::steady_clock;
 
@@ -45,7 +49,7 @@ class line : public std::enable_shared_from_this<line> {
 
   line_state state() const { return state_; }
   bool closing() const { return closing_; }
-  clock::time_point last_rx() const { return live_.last_rx; }
+  clock::time_point last_rx() const { return live_.heard_at(); }
   std::uint32_t id() const { return id_; }
   const std::string& user() const { return user_; }
   device* owner() const { return device_; }
@@ -67,6 +71,20 @@ class line : public std::enable_shared_from_this<line> {
   awaitable<void> authenticate();
   awaitable<credential_check> check_credentials(const protocol::login& m);
   awaitable<void> serve();
+
+  // Moving a paired session to a forwarding thread (relay/offload.hpp). With forwarding threads,
+  // a paired line's reader calls offload_or_wait() at every frame boundary: it starts a stint if
+  // the peer's reader is parked and the session has forwarded offload_after_frames DATA frames,
+  // else parks this reader in a readiness wait (where the peer may start one). What serve() does
+  // next:
+  struct next_frame {
+    enum { again, read_here, frame, end } what;
+    protocol::frame_header header{};  // `frame`: read by the stint, body still on the line
+  };
+  bool offload_candidate() const;
+  bool can_offload_with(const line& peer) const;
+  awaitable<next_frame> offload_or_wait();
+  awaitable<next_frame> after_offload();
   // Queues next_deadline() with the hub unless an entry at or before it is already queued.
   void arm_deadline();
   clock::time_point next_deadline() const;
@@ -109,6 +127,10 @@ class line : public std::enable_shared_from_this<line> {
   std::shared_ptr<session> session_;
   bool closing_ = false;
   bool pong_queued_ = false;
+  bool parked_ = false;  // the reader waits for readiness in offload_or_wait()
+  // The stint this line is part of, from its start until this line's reader took its outcome.
+  // While it runs, only the forwarding thread touches stream_.
+  std::shared_ptr<offload> offload_;
   std::uint64_t pong_nonce_ = 0;
   protocol::error_code close_code_ = protocol::error_code::ok;
   protocol::error_code peer_code_ = protocol::error_code::peer_lost;

@@ -79,6 +79,7 @@ login_failure_burst = 3
 login_failure_refill_s = 2.5
 max_pending_logins = 7
 auth_threads = 1
+forward_threads = 3
 )"));
   EXPECT_EQ(c.listen, "127.0.0.1:9000");
   EXPECT_TRUE(c.plaintext);
@@ -92,6 +93,20 @@ auth_threads = 1
   EXPECT_DOUBLE_EQ(c.login_failure_refill_s, 2.5);
   EXPECT_EQ(c.max_pending_logins, 7u);
   EXPECT_EQ(c.auth_threads, 1u);
+  EXPECT_EQ(c.forward_threads, 3u);
+}
+
+TEST_F(ConfigFile, RelayForwardThreadsTakeAutoOrACount) {
+  const auto automatic = relay::load_relay_config(write("[limits]\nforward_threads = \"auto\""));
+  EXPECT_EQ(automatic.forward_threads, relay::auto_forward_threads());
+  const auto none = relay::load_relay_config(write("[limits]\nforward_threads = 0"));
+  EXPECT_EQ(none.forward_threads, 0u);
+  for (const char* bad : {"-1", "\"many\"", "257", "1.5", "\"2x\""}) {
+    const std::string text = std::string("[limits]\nforward_threads = ") + bad;
+    EXPECT_NE(error_of([&] { relay::load_relay_config(write(text)); }).find("forward_threads"),
+              std::string::npos)
+        << bad;
+  }
 }
 
 TEST_F(ConfigFile, RelayMistakesAreNamed) {

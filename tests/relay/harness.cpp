@@ -92,6 +92,12 @@ relay::relay_config test_config() {
   c.release_timeout = 5s;
   c.drain_timeout = 2s;
   c.auth_threads = 2;
+  // SB_TEST_RELAY_THREADS=N runs the suite with N forwarding threads, and every paired session
+  // moves there at its first chance (CTest runs the suite both ways: tests/relay/CMakeLists.txt).
+  if (const char* n = std::getenv("SB_TEST_RELAY_THREADS"); n && *n) {
+    c.forward_threads = static_cast<unsigned>(std::stoul(n));
+    c.offload_after_frames = 0;
+  }
   return c;
 }
 
