@@ -6,6 +6,17 @@
 
 namespace switchboard::relay {
 
+namespace {
+// True if a plaintext line's socket already holds bytes: the next header is read at once, without
+// the readiness wait (an epoll_ctl and a trip through the reactor per frame). Not for TLS, where
+// bytes on the socket need not make a whole record, and the read would then wait uncancellably.
+bool bytes_waiting(net::line_stream& s) {
+  if (s.tls()) return false;
+  error_code ec;
+  return s.socket().available(ec) > 0 && !ec;
+}
+}  // namespace
+
 offload::offload(key, const std::shared_ptr<session>& s, line& starter, line& parked,
                  asio::any_io_executor control, asio::any_io_executor worker)
     : session_(s),
@@ -98,7 +109,7 @@ awaitable<void> offload::pump(side& from, side& to) {
   net::line_stream& out = to.owner->stream_;
   try {
     while (!stopping_) {
-      if (!in.read_buffered()) {
+      if (!in.read_buffered() && !bytes_waiting(in)) {
         from.waiting = true;
         auto token =
             asio::bind_cancellation_slot(from.cancel.slot(), asio::as_tuple(use_awaitable));
