@@ -450,6 +450,30 @@ void raw_client::close() {
   socket_.close(ignored);
 }
 
+awaitable<void> flood(raw_client& c, const bool& stop, std::size_t& sent) {
+  const auto chunk = random_bytes(64 * 1024, 1);
+  while (!stop) {
+    co_await c.send_data(chunk);
+    sent += chunk.size();
+  }
+}
+
+awaitable<void> until_stalled(const std::size_t& sent) {
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  std::size_t last = sent;
+  auto last_change = std::chrono::steady_clock::now();
+  const auto give_up = last_change + 20s;
+  while (std::chrono::steady_clock::now() - last_change < 300ms &&
+         std::chrono::steady_clock::now() < give_up) {
+    tick.expires_after(20ms);
+    co_await tick.async_wait(use_awaitable);
+    if (sent != last) {
+      last = sent;
+      last_change = std::chrono::steady_clock::now();
+    }
+  }
+}
+
 awaitable<std::uint32_t> pair_raw(raw_client& caller, raw_client& target, std::string service) {
   const p::demand d(target.user(), service);
   co_await caller.send(d);

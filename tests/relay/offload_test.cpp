@@ -88,29 +88,10 @@ TEST(OffloadRaw, LogoutOfAPeerThatReadsNothingIsHandledDuringTheStint) {
     co_await exchange(alice, bob, "hello");
     CO_WAIT_UNTIL(env.counters().offloads == 1, 5s);
     // alice floods; bob reads nothing, so alice's pump soon waits mid-frame for bob's window.
-    const auto chunk = random_bytes(64 * 1024, 3);
     bool stop = false;
     std::size_t sent = 0;
-    auto flood = [&]() -> awaitable<void> {
-      while (!stop) {
-        co_await alice.send_data(chunk);
-        sent += chunk.size();
-      }
-    };
     auto logout_when_stuck = [&]() -> awaitable<void> {
-      asio::steady_timer tick(co_await asio::this_coro::executor);
-      std::size_t last = sent;
-      auto last_change = std::chrono::steady_clock::now();
-      const auto give_up = last_change + 20s;
-      while (std::chrono::steady_clock::now() - last_change < 300ms &&
-             std::chrono::steady_clock::now() < give_up) {
-        tick.expires_after(20ms);
-        co_await tick.async_wait(use_awaitable);
-        if (sent != last) {
-          last = sent;
-          last_change = std::chrono::steady_clock::now();
-        }
-      }
+      co_await until_stalled(sent);
       // bob's LOGOUT is read and handled although the other direction is stuck on bob.
       const p::logout logout;
       co_await bob.send(logout);
@@ -118,7 +99,7 @@ TEST(OffloadRaw, LogoutOfAPeerThatReadsNothingIsHandledDuringTheStint) {
       stop = true;
     };
     using namespace asio::experimental::awaitable_operators;
-    auto flooding = flood();
+    auto flooding = flood(alice, stop, sent);
     auto watching = logout_when_stuck();
     co_await (std::move(flooding) && std::move(watching));
     EXPECT_GT(sent, 0u);

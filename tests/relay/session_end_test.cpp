@@ -200,32 +200,12 @@ TEST(SessionEnd, LineThatDoesNotReleaseInTimeIsClosed) {
 
 // A writer held back by its peer's flow control for many keep-alive intervals is not "silent":
 // when the peer then goes, it is told so (TERMINATE) like any survivor, not cut off.
-awaitable<void> flood(raw_client& c, const bool& stop, std::size_t& sent) {
-  const auto chunk = random_bytes(64 * 1024, 1);
-  while (!stop) {
-    co_await c.send_data(chunk);
-    sent += chunk.size();
-  }
-}
-
 enum class peer_exit { dies, logs_out };
 
 awaitable<void> stall_then_lose_peer(raw_client& writer, raw_client& peer, peer_exit how,
                                      bool& stop, const std::size_t& sent) {
   // Until the writer's sends stop making progress, then five more keep-alive intervals.
-  asio::steady_timer tick(co_await asio::this_coro::executor);
-  std::size_t last = sent;
-  auto last_change = std::chrono::steady_clock::now();
-  const auto deadline = last_change + 20s;
-  while (std::chrono::steady_clock::now() - last_change < 300ms &&
-         std::chrono::steady_clock::now() < deadline) {
-    tick.expires_after(20ms);
-    co_await tick.async_wait(use_awaitable);
-    if (sent != last) {
-      last = sent;
-      last_change = std::chrono::steady_clock::now();
-    }
-  }
+  co_await until_stalled(sent);
   std::function<bool()> never = [] { return false; };
   co_await poll_until(never, 1500ms);
   if (how == peer_exit::dies) {
