@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,25 @@ namespace {
 // in such a buffer (per-thread free list) when the write starts with a small buffer.
 using record_buffers = buffer_pool<SSL3_RT_MAX_PLAIN_LENGTH>;
 constexpr std::size_t coalesce_below = 512;
+// Where the records of one large write are gathered: a 256 KiB DATA frame and its header fit
+// whole (17 records, each with 22 bytes of framing), so it leaves in one send(2).
+using gather_buffers = buffer_pool<272 * 1024, 8>;
+
+// Lends a gather buffer to the gatherer for one write; gives it back (and forgets what was not
+// sent: the write failed then) however the write ends.
+class gathering_scope {
+ public:
+  explicit gathering_scope(record_gatherer& g) : g_(g) {
+    g_.start(buf_->get(), gather_buffers::size);
+  }
+  gathering_scope(const gathering_scope&) = delete;
+  gathering_scope& operator=(const gathering_scope&) = delete;
+  ~gathering_scope() { g_.stop(); }
+
+ private:
+  record_gatherer& g_;
+  recycled<gather_buffers> buf_;
+};
 
 void prepare(tcp::socket& s) {
   s.set_option(tcp::no_delay(true));
@@ -38,10 +58,22 @@ line_stream::line_stream(tcp::socket socket) : socket_(std::move(socket)) {
 }
 
 line_stream::line_stream(tcp::socket socket, SSL_CTX* ctx, bool is_server)
-    : socket_(std::move(socket)), ssl_(SSL_new(ctx)) {
+    : socket_(std::move(socket)),
+      gatherer_(std::make_unique<record_gatherer>(socket_.native_handle())),
+      ssl_(SSL_new(ctx)) {
   if (!ssl_) throw_ssl("SSL_new");
   prepare(socket_);
-  if (SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) throw_ssl("SSL_set_fd");
+  // Reads through OpenSSL's socket BIO, writes through the gatherer; the SSL owns both BIOs.
+  BIO* rbio = BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE);
+  if (rbio == nullptr) throw_ssl("BIO_new_socket");
+  BIO* wbio = nullptr;
+  try {
+    wbio = gatherer_->make_bio();
+  } catch (...) {
+    BIO_free(rbio);
+    throw;
+  }
+  SSL_set_bio(ssl_.get(), rbio, wbio);
   if (is_server) {
     SSL_set_accept_state(ssl_.get());
   } else {
@@ -162,6 +194,8 @@ awaitable<void> line_stream::write_all(std::span<const asio::const_buffer> bufs)
     co_await asio::async_write(socket_, rest, use_awaitable);
     co_return;
   }
+  std::optional<gathering_scope> gathering;
+  if (asio::buffer_size(bufs) > SSL3_RT_MAX_PLAIN_LENGTH) gathering.emplace(*gatherer_);
   std::size_t skip = 0;  // leading bytes of bufs already sent in the first record
   if (bufs.size() > 1 && bufs[0].size() < coalesce_below) {
     // A small first buffer (a frame header) shares its record with what follows: one record and
@@ -181,6 +215,7 @@ awaitable<void> line_stream::write_all(std::span<const asio::const_buffer> bufs)
     skip -= sent;
     co_await write_tls(b + sent);
   }
+  if (gathering) co_await send_gathered();
 }
 
 awaitable<void> line_stream::write_tls(asio::const_buffer b) {
@@ -190,8 +225,27 @@ awaitable<void> line_stream::write_tls(asio::const_buffer b) {
     const int r = SSL_write_ex(ssl_.get(), b.data(), b.size(), &n);
     if (r == 1) {
       b += n;
+    } else if (!gatherer_->unsent().empty() &&
+               SSL_get_error(ssl_.get(), r) == SSL_ERROR_WANT_WRITE) {
+      co_await send_gathered();  // the gather buffer is full; OpenSSL retries the record
     } else {
       co_await wait_for_ssl(r, "write");
+    }
+  }
+}
+
+awaitable<void> line_stream::send_gathered() {
+  for (;;) {
+    const auto rest = gatherer_->unsent();
+    if (rest.empty()) co_return;
+    error_code ec;
+    const std::size_t n = socket_.write_some(asio::buffer(rest.data(), rest.size()), ec);
+    if (!ec) {
+      gatherer_->mark_sent(n);
+    } else if (ec == asio::error::would_block) {
+      co_await socket_.async_wait(tcp::socket::wait_write, use_awaitable);
+    } else {
+      throw boost::system::system_error(ec, "TLS write");
     }
   }
 }

@@ -15,6 +15,7 @@
 #include <span>
 
 #include "net/asio.hpp"
+#include "net/record_gatherer.hpp"
 
 namespace switchboard::net {
 
@@ -40,7 +41,8 @@ class line_stream {
   // Fills buf completely; throws asio::error::eof if the stream ends first.
   awaitable<void> read_exact(asio::mutable_buffer buf);
   // Writes every byte of every buffer, in order. On TLS a small first buffer (under 512 bytes,
-  // e.g. a frame header) is sent in one record with the start of the next buffers.
+  // e.g. a frame header) is sent in one record with the start of the next buffers, and the
+  // records of a write longer than one record are gathered and sent together (record_gatherer).
   awaitable<void> write_all(std::span<const asio::const_buffer> bufs);
   // A coroutine itself (not a forwarding call), so `buf` lives in its frame while the write runs.
   awaitable<void> write_all(asio::const_buffer buf) {
@@ -67,8 +69,10 @@ class line_stream {
   SSL* ssl() const { return ssl_.get(); }
 
  private:
-  // SSL_write until every byte of b is sent.
+  // SSL_write until every byte of b is sent (or, while gathering, is in the gatherer).
   awaitable<void> write_tls(asio::const_buffer b);
+  // Sends what the gatherer holds, waiting for room as often as needed.
+  awaitable<void> send_gathered();
   // Waits until the socket is ready for what OpenSSL asked for, or throws for a real error.
   awaitable<void> wait_for_ssl(int ssl_result, const char* what);
 
@@ -79,6 +83,9 @@ class line_stream {
   static constexpr unsigned sync_budget = 16;
 
   tcp::socket socket_;
+  // TLS only: the SSL's write BIO writes through it. Declared before ssl_ so that it outlives
+  // the SSL (members are destroyed in reverse order).
+  std::unique_ptr<record_gatherer> gatherer_;
   std::unique_ptr<SSL, ssl_deleter> ssl_;  // null for plaintext
   unsigned read_budget_ = sync_budget;
   unsigned write_budget_ = sync_budget;

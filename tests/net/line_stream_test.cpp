@@ -149,6 +149,40 @@ TEST_F(LineStreamTlsTest, SmallFirstBufferThenLargeBodyKeepsOrderAcrossRecords) 
   EXPECT_EQ(got, want);
 }
 
+// Writes longer than one record are gathered (record_gatherer) and sent in large pieces; with
+// small socket buffers and a reader that starts late, the sends must wait for room again and
+// again, mid-buffer, and with a header first and several buffers: every byte arrives in order.
+TEST_F(LineStreamTlsTest, LargeGatheredWritesPastAFullWindowArriveInOrder) {
+  client_->socket().set_option(asio::socket_base::send_buffer_size(16 * 1024));
+  server_->socket().set_option(asio::socket_base::receive_buffer_size(16 * 1024));
+  const std::vector<std::uint8_t> header{1, 2, 3, 4, 5, 6, 7, 8};
+  const auto body = pattern(600 * 1024 + 17);  // several gather buffers' worth
+  const auto second = pattern(3 * record_size + 1);
+  std::vector<std::uint8_t> want = header;
+  want.insert(want.end(), body.begin(), body.end());
+  want.insert(want.end(), second.begin(), second.end());
+  std::vector<std::uint8_t> got(want.size());
+  bool written = false;
+  run([&]() -> awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    auto writer = [&]() -> awaitable<void> {
+      const asio::const_buffer parts[] = {asio::buffer(header), asio::buffer(body)};
+      co_await client_->write_all(parts);
+      co_await client_->write_all(asio::buffer(second));
+      written = true;
+    };
+    auto reader = [&]() -> awaitable<void> {
+      asio::steady_timer late(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      co_await late.async_wait(use_awaitable);  // the writer fills the window first
+      EXPECT_FALSE(written);
+      co_await server_->read_exact(asio::buffer(got));
+    };
+    co_await (writer() && reader());
+  });
+  EXPECT_TRUE(written);
+  EXPECT_TRUE(got == want);
+}
+
 TEST_F(LineStreamTlsTest, BytesBeforeAnAbruptEndComeFirstThenTheError) {
   const auto data = pattern(3000);
   run([&]() -> awaitable<void> { co_await client_->write_all(asio::buffer(data)); });
