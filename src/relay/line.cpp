@@ -323,7 +323,7 @@ awaitable<void> line::serve() {
 
 bool line::offload_candidate() const {
   return state_ == line_state::paired && session_ && !session_->terminated &&
-         hub_.forward_thread_count() > 0 && !stream_.read_buffered();
+         hub_.forward_thread_count() > 0;
 }
 
 bool line::can_offload_with(const line& peer) const {
@@ -342,6 +342,17 @@ awaitable<line::next_frame> line::offload_or_wait() {
     ++hub_.counters().offloads;
     offload::start(s, *this, *peer, *s->forward_on);
     co_return co_await after_offload();
+  }
+  if (stream_.read_buffered()) {
+    // OpenSSL holds this line's next bytes (read-ahead), so a readiness wait could last forever.
+    // Park for one turn of the scheduler instead: a TLS line in a bulk transfer nearly always
+    // has bytes in hand at a frame boundary, and without this its peer would never find it
+    // parked. A stint started meanwhile takes the bytes along (the pump reads them first).
+    parked_ = true;
+    co_await asio::post(stream_.socket().get_executor(), use_awaitable);
+    parked_ = false;
+    if (offload_) co_return co_await after_offload();
+    co_return next_frame{next_frame::read_here};
   }
   parked_ = true;
   auto [ec] =

@@ -127,7 +127,7 @@ class line : public std::enable_shared_from_this<line> {
   std::shared_ptr<session> session_;
   bool closing_ = false;
   bool pong_queued_ = false;
-  bool parked_ = false;  // the reader waits for readiness in offload_or_wait()
+  bool parked_ = false;  // the reader is parked at a frame boundary in offload_or_wait()
   // The stint this line is part of, from its start until this line's reader took its outcome.
   // While it runs, only the forwarding thread touches stream_.
   std::shared_ptr<offload> offload_;
