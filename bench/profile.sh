@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Where the relay's (and the agents') time goes: runs one workload through the relay hop alone
-# (sb_load as the calling agent -> relay -> `switchboard expose` -> sb_load server) under
-# `perf record -e cpu-clock` and prints the top symbols of each process.
+# (sb_load as the calling agent -> relay -> `sb_load sb-target`, the called device serving echo and
+# sink itself, as run.sh's row (a) does) under `perf record -e cpu-clock` and prints the top
+# symbols of each process. --expose puts `switchboard expose` and sb_load's servers behind the
+# relay instead (row (a) before benchmarks change 10; the profiles in docs/benchmarks.md).
 #
 #   bash bench/profile.sh bulk       # 1 stream, 4 GiB, plaintext (splice path)
 #   bash bench/profile.sh bulk64     # 64 streams, 4 GiB, plaintext
@@ -9,7 +11,7 @@
 #   bash bench/profile.sh rate       # new sessions (call, 1-byte echo, close), 8 in parallel
 #   bash bench/profile.sh idle-lines # 15,000 logged-in idle lines: relay heap by call site (massif)
 #   add --tls for TLS lines, --graph for call graphs (dwarf unwinding; larger files), --keep to
-#   keep the perf data (the directory is printed).
+#   keep the perf data (the directory is printed), --expose (above).
 #
 # Needs perf (Debian: linux-perf) or valgrind for idle-lines; uses the release build. Only the
 # processes started here are stopped, by PID.
@@ -17,12 +19,13 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WHAT=${1:-bulk}
 shift || true
-TLS=0; GRAPH=0; KEEP=0
+TLS=0; GRAPH=0; KEEP=0; EXPOSE=0
 for a in "$@"; do
   case $a in
     --tls) TLS=1 ;;
     --graph) GRAPH=1 ;;
     --keep) KEEP=1 ;;
+    --expose) EXPOSE=1 ;;
     *) echo "profile.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -73,8 +76,13 @@ fi
 "${RELAY_CMD[@]}" >"$W/relay.log" 2>&1 & PIDS+=($!); RPID=$!
 waitf "$W/relay.port" || exit 2
 RP=$(cat "$W/relay.port")
-SWITCHBOARD_PASSWORD=pw-dev "$SB" expose "sink=127.0.0.1:$(cat "$W/sink.port")" "echo=127.0.0.1:$(cat "$W/echo.port")" \
-  --relay "127.0.0.1:$RP" "${LINK[@]}" --user dev --vacant-lines 80 >"$W/expose.log" 2>&1 & PIDS+=($!); EPID=$!
+if [[ $EXPOSE -eq 1 ]]; then
+  SWITCHBOARD_PASSWORD=pw-dev "$SB" expose "sink=127.0.0.1:$(cat "$W/sink.port")" "echo=127.0.0.1:$(cat "$W/echo.port")" \
+    --relay "127.0.0.1:$RP" "${LINK[@]}" --user dev --vacant-lines 80 >"$W/target.log" 2>&1 & PIDS+=($!); EPID=$!
+else
+  SB_PW_DEV=pw-dev "$LOAD" sb-target --user dev --password-env SB_PW_DEV --relay "127.0.0.1:$RP" \
+    "${LINK[@]}" --vacant-lines 80 >"$W/target.log" 2>&1 & PIDS+=($!); EPID=$!
+fi
 sleep 2
 export SB_PW_CALLER=pw-caller
 AG=(--relay "127.0.0.1:$RP" "${LINK[@]}" --user caller --password-env SB_PW_CALLER --peer dev)
@@ -97,10 +105,12 @@ echo "== CPU share by process and object (cpu-clock samples, % of all samples)"
 # (perf's --comms filter drops the top rows here; sort by comm and filter instead. On this kind
 # of VM kernel time spent with interrupts off shows up as pvm_irq_enable / native_irq_enable.)
 perf report -i "$W/perf.data" --stdio --sort comm,dso --no-children 2>/dev/null | grep -E '^ +[0-9]' | head -n 12
-perf report -i "$W/perf.data" --stdio --sort comm,dso,sym --no-children 2>/dev/null | grep -E '^ +[0-9]' >"$W/top.txt"
-for c in switchboard-rel switchboard sb_load; do
-  echo "== top user-space symbols: $c"
-  grep -E "^ +[0-9.]+% +$c +" "$W/top.txt" | grep -v '\[k\]' | head -n 25 | cut -c1-200
-  echo "== top kernel symbols: $c"
-  grep -E "^ +[0-9.]+% +$c +" "$W/top.txt" | grep '\[k\]' | head -n 8 | cut -c1-160
+# Per process by PID: the calling agent and sb-target are both "sb_load".
+for pc in "relay:$RPID" "target:$EPID" "caller:$LPID"; do
+  perf report -i "$W/perf.data" --stdio --pid "${pc#*:}" --sort dso,sym --no-children 2>/dev/null |
+    grep -E '^ +[0-9]' >"$W/top.txt"
+  echo "== top user-space symbols: ${pc%%:*} (% of all samples)"
+  grep -v '\[k\]' "$W/top.txt" | head -n 25 | cut -c1-200
+  echo "== top kernel symbols: ${pc%%:*}"
+  grep '\[k\]' "$W/top.txt" | head -n 8 | cut -c1-160
 done
