@@ -170,7 +170,10 @@ awaitable<fax_result> receiver::run_call(byte_stream& stream, const fs::path& rx
 
 awaitable<void> receiver::commit(const fax_result& r, const std::string& sender, const fs::path& rx,
                                  std::int64_t started) {
-  if (!r.success || r.next_page == 0) {
+  // A failed call still delivered the pages it confirmed (MCF): the sender counts them as sent
+  // and resumes after them, so they go to the inbox as a partial fax, never to the bin.
+  const bool partial = !r.success && r.next_page > 0 && r.total_pages > 0;
+  if ((!r.success && !partial) || r.next_page == 0) {
     spdlog::warn("fax from {}: not received: {}", sender, r.error);
     account(opts_.spool, "RECV\t-\t" + sender + '\t' + accounting_fields(r));
     std::error_code ignored;
@@ -180,18 +183,25 @@ awaitable<void> receiver::commit(const fax_result& r, const std::string& sender,
   inbox_meta meta;
   meta.sender = sender;
   meta.remote_ident = r.remote_ident;
-  meta.pages = r.next_page;
+  meta.pages = partial ? r.total_pages : r.next_page;  // partial: what the file holds
   meta.resolution = r.resolution;
   meta.coding = r.coding;
   meta.ecm = r.ecm;
   meta.bit_rate = r.bit_rate;
   meta.started = started;
   meta.finished = unix_now();
-  meta.result = r.completion_text;
+  meta.result = partial ? "partial: " + std::to_string(r.next_page) + " pages confirmed, then " +
+                              r.error + " (" + r.completion_text + ")"
+                        : r.completion_text;
   meta.bytes = r.bytes_received;
   auto work = [spool = opts_.spool, rx, meta] { return commit_received(spool, rx, meta); };
   const fs::path entry = co_await net::offload(render_pool_, std::move(work));
-  spdlog::info("fax from {} ({} pages) received into {}", sender, meta.pages, entry.string());
+  if (partial) {
+    spdlog::warn("fax from {}: call broke off after {} confirmed pages ({}); kept in {}", sender,
+                 r.next_page, r.error, entry.string());
+  } else {
+    spdlog::info("fax from {} ({} pages) received into {}", sender, meta.pages, entry.string());
+  }
   account(opts_.spool,
           "RECV\t" + entry.filename().string() + '\t' + sender + '\t' + accounting_fields(r));
 }

@@ -462,6 +462,40 @@ TEST_F(Machine, RawT38CallerIsReceivedIntoTheInbox) {
   EXPECT_EQ(list_inbox(bob.opts.spool).front().remote_ident, "+1 555 0100");
 }
 
+// A call that breaks off mid-document keeps the pages the receiver confirmed: the sender counts
+// them as delivered and a retry resumes after them, so dropping them would lose them for good.
+TEST_F(Machine, CallBrokenOffMidDocumentKeepsTheConfirmedPagesInTheInbox) {
+  const std::string doc = make_document(5);
+  auto& bob = make_machine("bob");
+  std::shared_ptr<tcp::acceptor> acceptor;
+  const auto raw_ep = listen_raw(env_, bob, acceptor);
+  fax_result sent;
+  env_.run(
+      [&]() -> awaitable<void> {
+        tcp::socket socket(env_.io);
+        co_await socket.async_connect(raw_ep, use_awaitable);
+        tcp_byte_stream stream(socket);
+        call_options o;
+        o.direction = role::send;
+        o.tx_file = doc;
+        o.local_ident = "+1 555 0100";
+        o.on_page = [](const page_event& e) {
+          if (e.index == 1 && e.confirmed) throw std::runtime_error("sender lost power");
+        };
+        sent = co_await run_t38_call(stream, o);
+        socket.close();  // no DCN: the line just drops
+        CO_WAIT_UNTIL(list_inbox(bob.opts.spool).size() == 1, 30s);
+      },
+      60s);
+  acceptor->close();
+  EXPECT_FALSE(sent.success);
+  EXPECT_EQ(sent.pages_confirmed, 2);
+  expect_inbox(bob, "t38:127.0.0.1:", doc, 0, 2);
+  const auto entries = list_inbox(bob.opts.spool);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_TRUE(entries.front().result.starts_with("partial")) << entries.front().result;
+}
+
 // The queue places a job to "t38:HOST:PORT": a standard T.38-over-TCP terminal answers there.
 TEST_F(Machine, JobToRawT38AddressIsSentOutsideTheRelay) {
   const std::string doc = make_document(2);
