@@ -266,11 +266,7 @@ TEST_P(Forwarding, ReaderPausedForManyKeepAliveIntervalsKeepsItsSession) {
 TEST(Forwarding, RawFramesTravelUnchangedAndPingIsAnsweredLocally) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
-    auto bob = co_await raw_client::connect(env.endpoint);
-    co_await bob.login("bob", password_of("bob"));
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    co_await pair_raw(alice, bob);
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
 
     // Frame boundaries are kept: the smallest and the largest DATA frame arrive as sent.
     const auto one = random_bytes(1, 1);

@@ -489,6 +489,15 @@ awaitable<std::uint32_t> pair_raw(raw_client& caller, raw_client& target, std::s
   co_return in.session;
 }
 
+awaitable<raw_pair> paired_raw(tcp::endpoint relay) {
+  auto bob = co_await raw_client::connect(relay);
+  co_await bob.login("bob", password_of("bob"));
+  auto alice = co_await raw_client::connect(relay);
+  co_await alice.login("alice", password_of("alice"));
+  co_await pair_raw(alice, bob);
+  co_return raw_pair{std::move(alice), std::move(bob)};
+}
+
 // ---- mute relay ------------------------------------------------------------------------------
 
 mute_relay::mute_relay(asio::io_context& io, std::uint32_t keepalive_ms)

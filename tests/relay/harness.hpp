@@ -324,13 +324,21 @@ class raw_client {
 
 // Pairs two logged-in raw lines: `caller` DEMANDs target.user():service, `target` gets INCOMING
 // and ACCEPTs, `caller` gets CONNECTED. Returns the session id.
+awaitable<std::uint32_t> pair_raw(raw_client& caller, raw_client& target,
+                                  std::string service = "echo");
+
+// bob, then alice, each logged in on one raw line (default settings), and paired: alice called
+// bob's "echo". The usual start of a raw forwarding test.
+struct raw_pair {
+  raw_client alice;
+  raw_client bob;
+};
+awaitable<raw_pair> paired_raw(tcp::endpoint relay);
+
 // A writer stuck on its peer's flow control: `c` sends 64 KiB DATA frames until `stop`, adding
 // each to `sent`; until_stalled() returns once `sent` has not grown for 300 ms (or after 20 s).
 awaitable<void> flood(raw_client& c, const bool& stop, std::size_t& sent);
 awaitable<void> until_stalled(const std::size_t& sent);
-
-awaitable<std::uint32_t> pair_raw(raw_client& caller, raw_client& target,
-                                  std::string service = "echo");
 
 // ---- a relay that never answers PING -----------------------------------------------------------
 

@@ -32,11 +32,7 @@ awaitable<void> exchange(raw_client& from, raw_client& to, const std::string& te
 TEST(OffloadRaw, ControlFramesAreHandledWhileTheSessionForwardsOnAnotherThread) {
   relay_env env(transport::plaintext, threaded_config(4));
   env.run([&]() -> awaitable<void> {
-    auto bob = co_await raw_client::connect(env.endpoint);
-    co_await bob.login("bob", password_of("bob"));
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    co_await pair_raw(alice, bob);
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
     // Below the threshold the session stays on the control thread.
     for (int i = 0; i < 3; ++i) co_await exchange(alice, bob, "warm-up " + std::to_string(i));
     EXPECT_EQ(env.counters().offloads, 0u);
@@ -80,11 +76,7 @@ TEST(OffloadRaw, ControlFramesAreHandledWhileTheSessionForwardsOnAnotherThread) 
 TEST(OffloadRaw, LogoutOfAPeerThatReadsNothingIsHandledDuringTheStint) {
   relay_env env(transport::plaintext, threaded_config(0));
   env.run([&]() -> awaitable<void> {
-    auto bob = co_await raw_client::connect(env.endpoint);
-    co_await bob.login("bob", password_of("bob"));
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    co_await pair_raw(alice, bob);
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
     co_await exchange(alice, bob, "hello");
     CO_WAIT_UNTIL(env.counters().offloads == 1, 5s);
     // alice floods; bob reads nothing, so alice's pump soon waits mid-frame for bob's window.

@@ -123,11 +123,7 @@ TEST_P(SessionEnd, StoppedCallerAgentGivesTheTargetPeerLost) {
 TEST(SessionEnd, ClosedRawSocketGivesThePeerPeerLost) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
-    auto bob = co_await raw_client::connect(env.endpoint);
-    co_await bob.login("bob", password_of("bob"));
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    co_await pair_raw(alice, bob);
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
     bob.close();
     co_await alice.expect_terminate(err::peer_lost);
     const p::release release;
@@ -139,11 +135,7 @@ TEST(SessionEnd, ClosedRawSocketGivesThePeerPeerLost) {
 TEST(SessionEnd, ReleaseAloneGivesThePeerTerminateOk) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
-    auto bob = co_await raw_client::connect(env.endpoint);
-    co_await bob.login("bob", password_of("bob"));
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    co_await pair_raw(alice, bob);
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
     const p::release release;
     co_await alice.send(release);
     co_await alice.expect<p::released>();
@@ -156,11 +148,7 @@ TEST(SessionEnd, ReleaseAloneGivesThePeerTerminateOk) {
 TEST(SessionEnd, TerminateIsForwardedUnchangedAndBothSidesGetReleased) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
-    auto bob = co_await raw_client::connect(env.endpoint);
-    co_await bob.login("bob", password_of("bob"));
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    co_await pair_raw(alice, bob);
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
     const p::terminate bye(err::service_unavailable, "printer on fire");
     co_await bob.send(bye);
     const p::release release;
@@ -183,11 +171,7 @@ TEST(SessionEnd, LineThatDoesNotReleaseInTimeIsClosed) {
   cfg.release_timeout = 300ms;
   relay_env env(transport::plaintext, cfg);
   env.run([&]() -> awaitable<void> {
-    auto bob = co_await raw_client::connect(env.endpoint);
-    co_await bob.login("bob", password_of("bob"));
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    co_await pair_raw(alice, bob);
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
     const p::release release;
     co_await alice.send(release);
     co_await alice.expect<p::released>();

@@ -69,11 +69,7 @@ TEST(Shutdown, SessionsOutlivingTheDrainTimeoutAreEnded) {
   cfg.drain_timeout = 300ms;
   relay_env env(transport::plaintext, cfg);
   env.run([&]() -> awaitable<void> {
-    auto bob = co_await raw_client::connect(env.endpoint);
-    co_await bob.login("bob", password_of("bob"));
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    co_await pair_raw(alice, bob);
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
     env.server->stop();
     // Nobody ends the session: after the drain timeout the relay ends it.
     for (auto* c : {&alice, &bob}) {
