@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -433,8 +434,25 @@ TEST_F(Machine, BusyReceiverMakesTheJobSleepThenItIsSent) {
   expect_inbox(bob, "alice", doc, 0, 1);
 }
 
-// A standard T.38-over-TCP terminal (spandsp over a plain socket, no relay, no agent) calls the
-// fax machine's raw listener.
+// A standard T.38-over-TCP terminal (spandsp over a plain socket, no relay, no agent) with the
+// identity "+1 555 0100" sends `doc` to `ep`, then closes the socket (after DCN, or at once if
+// `on_page` threw to break the call off).
+awaitable<fax_result> send_raw(tcp::endpoint ep, const std::string& doc,
+                               std::function<void(const page_event&)> on_page = {}) {
+  tcp::socket socket(co_await asio::this_coro::executor);
+  co_await socket.async_connect(ep, use_awaitable);
+  tcp_byte_stream stream(socket);
+  call_options o;
+  o.direction = role::send;
+  o.tx_file = doc;
+  o.local_ident = "+1 555 0100";
+  o.on_page = std::move(on_page);
+  const fax_result r = co_await run_t38_call(stream, o);
+  socket.close();
+  co_return r;
+}
+
+// A standard T.38-over-TCP terminal calls the fax machine's raw listener.
 TEST_F(Machine, RawT38CallerIsReceivedIntoTheInbox) {
   const std::string doc = make_document(3);
   auto& bob = make_machine("bob");
@@ -443,15 +461,7 @@ TEST_F(Machine, RawT38CallerIsReceivedIntoTheInbox) {
   fax_result sent;
   env_.run(
       [&]() -> awaitable<void> {
-        tcp::socket socket(env_.io);
-        co_await socket.async_connect(raw_ep, use_awaitable);
-        tcp_byte_stream stream(socket);
-        call_options o;
-        o.direction = role::send;
-        o.tx_file = doc;
-        o.local_ident = "+1 555 0100";
-        sent = co_await run_t38_call(stream, o);
-        socket.close();
+        sent = co_await send_raw(raw_ep, doc);
         CO_WAIT_UNTIL(list_inbox(bob.opts.spool).size() == 1, 30s);
       },
       60s);
@@ -472,18 +482,10 @@ TEST_F(Machine, CallBrokenOffMidDocumentKeepsTheConfirmedPagesInTheInbox) {
   fax_result sent;
   env_.run(
       [&]() -> awaitable<void> {
-        tcp::socket socket(env_.io);
-        co_await socket.async_connect(raw_ep, use_awaitable);
-        tcp_byte_stream stream(socket);
-        call_options o;
-        o.direction = role::send;
-        o.tx_file = doc;
-        o.local_ident = "+1 555 0100";
-        o.on_page = [](const page_event& e) {
+        const std::function<void(const page_event&)> power_cut = [](const page_event& e) {
           if (e.index == 1 && e.confirmed) throw std::runtime_error("sender lost power");
         };
-        sent = co_await run_t38_call(stream, o);
-        socket.close();  // no DCN: the line just drops
+        sent = co_await send_raw(raw_ep, doc, power_cut);  // no DCN: the line just drops
         CO_WAIT_UNTIL(list_inbox(bob.opts.spool).size() == 1, 30s);
       },
       60s);
