@@ -343,20 +343,20 @@ awaitable<line::next_frame> line::offload_or_wait() {
     offload::start(s, *this, *peer, *s->forward_on);
     co_return co_await after_offload();
   }
-  if (stream_.read_buffered()) {
-    // OpenSSL holds this line's next bytes (read-ahead), so a readiness wait could last forever.
-    // Park for one turn of the scheduler instead: a TLS line in a bulk transfer nearly always
-    // has bytes in hand at a frame boundary, and without this its peer would never find it
-    // parked. A stint started meanwhile takes the bytes along (the pump reads them first).
-    parked_ = true;
-    co_await asio::post(stream_.socket().get_executor(), use_awaitable);
-    parked_ = false;
-    if (offload_) co_return co_await after_offload();
-    co_return next_frame{next_frame::read_here};
-  }
+  // Park at this frame boundary so that the peer can start the stint: until the socket is
+  // readable, or for one turn of the scheduler if OpenSSL already holds the next bytes
+  // (read-ahead: nearly always so for a TLS line in a bulk transfer), where a readiness wait
+  // could last forever. A stint started meanwhile takes such bytes along (its pump reads them
+  // first).
   parked_ = true;
-  auto [ec] =
-      co_await stream_.socket().async_wait(tcp::socket::wait_read, asio::as_tuple(use_awaitable));
+  boost::system::error_code ec;
+  if (stream_.read_buffered()) {
+    co_await asio::post(stream_.socket().get_executor(), use_awaitable);
+  } else {
+    auto [waited] =
+        co_await stream_.socket().async_wait(tcp::socket::wait_read, asio::as_tuple(use_awaitable));
+    ec = waited;
+  }
   parked_ = false;
   if (offload_) co_return co_await after_offload();  // the peer started a stint meanwhile
   if (ec == asio::error::operation_aborted) co_return next_frame{next_frame::again};
