@@ -64,14 +64,11 @@ line_stream::line_stream(tcp::socket socket, SSL_CTX* ctx, bool is_server)
   if (!ssl_) throw_ssl("SSL_new");
   prepare(socket_);
   // Reads through OpenSSL's socket BIO, writes through the gatherer; the SSL owns both BIOs.
+  BIO* wbio = gatherer_->make_bio();
   BIO* rbio = BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE);
-  if (rbio == nullptr) throw_ssl("BIO_new_socket");
-  BIO* wbio = nullptr;
-  try {
-    wbio = gatherer_->make_bio();
-  } catch (...) {
-    BIO_free(rbio);
-    throw;
+  if (rbio == nullptr) {
+    BIO_free(wbio);
+    throw_ssl("BIO_new_socket");
   }
   SSL_set_bio(ssl_.get(), rbio, wbio);
   if (is_server) {
