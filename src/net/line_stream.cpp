@@ -1,9 +1,11 @@
 #include "net/line_stream.hpp"
 
 #include <openssl/err.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -22,6 +24,9 @@ constexpr std::size_t coalesce_below = 512;
 // Where the records of one large write are gathered: a 256 KiB DATA frame and its header fit
 // whole (17 records, each with 22 bytes of framing), so it leaves in one send(2).
 using gather_buffers = buffer_pool<272 * 1024, 8>;
+// Room for the records of a write of at most one record's plaintext, and a KeyUpdate before it.
+using seal_buffers =
+    buffer_pool<tls13::max_plaintext + tls13::record_overhead + tls13::record_layer::min_seal_room>;
 
 // Lends a gather buffer to the gatherer for one write; gives it back (and forgets what was not
 // sent: the write failed then) however the write ends.
@@ -37,6 +42,18 @@ class gathering_scope {
  private:
   record_gatherer& g_;
   recycled<gather_buffers> buf_;
+};
+
+// Counts an SSL_write in flight for as long as it lives.
+class ssl_write_scope {
+ public:
+  explicit ssl_write_scope(unsigned& count) : count_(count) { ++count_; }
+  ssl_write_scope(const ssl_write_scope&) = delete;
+  ssl_write_scope& operator=(const ssl_write_scope&) = delete;
+  ~ssl_write_scope() { --count_; }
+
+ private:
+  unsigned& count_;
 };
 
 void prepare(tcp::socket& s) {
@@ -71,6 +88,13 @@ line_stream::line_stream(tcp::socket socket, SSL_CTX* ctx, bool is_server)
     throw_ssl("BIO_new_socket");
   }
   SSL_set_bio(ssl_.get(), rbio, wbio);
+  if (SSL_CTX_get_keylog_callback(ctx) != nullptr) {
+    // The line takes the records over after the handshake: OpenSSL must then hold no bytes read
+    // past the handshake, so it reads exactly one record at a time until then (no read-ahead).
+    secrets_ = std::make_unique<tls13::traffic_secrets>();
+    tls13::capture_into(ssl_.get(), secrets_.get());
+    SSL_set_read_ahead(ssl_.get(), 0);
+  }
   if (is_server) {
     SSL_set_accept_state(ssl_.get());
   } else {
@@ -104,12 +128,32 @@ awaitable<void> line_stream::handshake() {
   for (;;) {
     ERR_clear_error();
     const int r = SSL_do_handshake(ssl_.get());
-    if (r == 1) co_return;
+    if (r == 1) break;
     co_await wait_for_ssl(r, "handshake");
   }
+  take_over_records();
+}
+
+void line_stream::take_over_records() {
+  const std::unique_ptr<tls13::traffic_secrets> secrets = std::move(secrets_);
+  if (!secrets) return;
+  tls13::capture_into(ssl_.get(), nullptr);
+  const auto suite = tls13::suite_of(SSL_get_current_cipher(ssl_.get()));
+  if (!suite || !secrets->complete() || SSL_has_pending(ssl_.get()) == 1 || ssl_writes_ > 0) {
+    SSL_set_read_ahead(ssl_.get(), 1);  // OpenSSL goes on carrying the records
+    return;
+  }
+  const std::span<const std::uint8_t> client(secrets->client.data(), secrets->client_size);
+  const std::span<const std::uint8_t> server(secrets->server.data(), secrets->server_size);
+  const bool is_server = SSL_is_server(ssl_.get()) == 1;
+  records_ = std::make_unique<tls13::record_layer>(*suite, is_server ? client : server,
+                                                   is_server ? server : client);
+  ssl_.reset();  // before the gatherer: the SSL's write BIO points at it
+  gatherer_.reset();
 }
 
 awaitable<std::size_t> line_stream::read_some(asio::mutable_buffer buf) {
+  if (records_) co_return co_await read_records(buf);
   if (!ssl_) {
     if (read_budget_ > 0) {
       // The bytes are often there already (a payload behind its header, a reply): take them
@@ -165,6 +209,10 @@ awaitable<void> line_stream::read_exact(asio::mutable_buffer buf) {
 }
 
 awaitable<void> line_stream::write_all(std::span<const asio::const_buffer> bufs) {
+  if (records_) {
+    co_await write_records(bufs);
+    co_return;
+  }
   if (!ssl_) {
     std::size_t sent = 0;
     if (write_budget_ > 0) {
@@ -191,6 +239,9 @@ awaitable<void> line_stream::write_all(std::span<const asio::const_buffer> bufs)
     co_await asio::async_write(socket_, rest, use_awaitable);
     co_return;
   }
+  // A write may start before the handshake is done (a line closed while it shakes hands): then
+  // SSL_write drives the handshake too, and the SSL must outlive the write (take_over_records).
+  const ssl_write_scope in_flight(ssl_writes_);
   std::optional<gathering_scope> gathering;
   if (asio::buffer_size(bufs) > SSL3_RT_MAX_PLAIN_LENGTH) gathering.emplace(*gatherer_);
   std::size_t skip = 0;  // leading bytes of bufs already sent in the first record
@@ -232,19 +283,80 @@ awaitable<void> line_stream::write_tls(asio::const_buffer b) {
 }
 
 awaitable<void> line_stream::send_gathered() {
-  for (;;) {
-    const auto rest = gatherer_->unsent();
-    if (rest.empty()) co_return;
+  const auto rest = gatherer_->unsent();
+  co_await send_bytes(asio::buffer(rest.data(), rest.size()));
+  gatherer_->mark_sent(rest.size());
+}
+
+awaitable<void> line_stream::send_bytes(asio::const_buffer b) {
+  while (b.size() > 0) {
     error_code ec;
-    const std::size_t n = socket_.write_some(asio::buffer(rest.data(), rest.size()), ec);
+    const std::size_t n = socket_.write_some(b, ec);  // the socket is non-blocking
     if (!ec) {
-      gatherer_->mark_sent(n);
+      b += n;
     } else if (ec == asio::error::would_block) {
       co_await socket_.async_wait(tcp::socket::wait_write, use_awaitable);
     } else {
       throw boost::system::system_error(ec, "TLS write");
     }
   }
+}
+
+awaitable<std::size_t> line_stream::read_records(asio::mutable_buffer buf) {
+  tls13::record_layer& records = *records_;
+  if (buf.size() == 0) co_return 0;
+  const std::span<std::uint8_t> out(static_cast<std::uint8_t*>(buf.data()), buf.size());
+  for (;;) {
+    const std::size_t n = records.read(out);
+    if (n > 0) {
+      if (--read_budget_ == 0) {
+        // sync_budget reads in a row without waiting: let the thread's other lines run.
+        read_budget_ = sync_budget;
+        co_await asio::post(socket_.get_executor(), use_awaitable);
+      }
+      co_return n;
+    }
+    if (records.closed()) co_return 0;  // close_notify
+    const std::span<std::uint8_t> space = records.receive_space();
+    const ssize_t got = ::recv(socket_.native_handle(), space.data(), space.size(), 0);
+    if (got > 0) {
+      records.received(static_cast<std::size_t>(got));
+    } else if (got == 0) {
+      records.trim();
+      throw boost::system::system_error(asio::error::connection_aborted,
+                                        "TLS read: the peer ended the connection without "
+                                        "close_notify");
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      records.trim();  // an idle line holds no receive buffer
+      read_budget_ = sync_budget;
+      co_await socket_.async_wait(tcp::socket::wait_read, use_awaitable);
+    } else if (errno != EINTR) {
+      throw boost::system::system_error(
+          boost::system::error_code(errno, boost::system::system_category()), "TLS read");
+    }
+  }
+}
+
+awaitable<void> line_stream::write_records(std::span<const asio::const_buffer> bufs) {
+  if (asio::buffer_size(bufs) <= tls13::max_plaintext) {
+    recycled<seal_buffers> out;
+    co_await seal_and_send(bufs, {out->get(), seal_buffers::size});
+  } else {
+    // Up to 272 KiB of records leave in one send(2), as record_gatherer does for OpenSSL.
+    recycled<gather_buffers> out;
+    co_await seal_and_send(bufs, {out->get(), gather_buffers::size});
+  }
+}
+
+awaitable<void> line_stream::seal_and_send(std::span<const asio::const_buffer> bufs,
+                                           std::span<std::uint8_t> out) {
+  const std::size_t total = asio::buffer_size(bufs);
+  std::size_t done = 0;
+  do {
+    const tls13::record_layer::sealed s = records_->seal(bufs, done, out);
+    done += s.consumed;
+    co_await send_bytes(asio::buffer(out.data(), s.written));
+  } while (done < total);
 }
 
 void line_stream::rebind(const asio::any_io_executor& ex) noexcept {

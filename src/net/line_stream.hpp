@@ -1,9 +1,12 @@
 // One line's byte stream: a TCP socket, optionally with TLS.
 //
-// TLS is driven directly by OpenSSL on the non-blocking socket (SSL_set_fd) and Asio only waits for
-// readiness. Asio's ssl::stream keeps two 17 KiB buffers per connection for the connection's whole
-// life; here an idle TLS line holds only OpenSSL's own state, whose record buffers are released
-// while idle (SSL_MODE_RELEASE_BUFFERS).
+// The TLS handshake is driven directly by OpenSSL on the non-blocking socket and Asio only waits
+// for readiness. Once it is done, a line whose context captures traffic secrets (all of ours:
+// net/tls.hpp) frees its SSL object and carries the TLS 1.3 records itself (net/tls_records.hpp):
+// an idle TLS line then holds about 250 bytes of keys instead of OpenSSL's ~13 KiB, and no record
+// buffer. Asio's ssl::stream, for comparison, keeps two 17 KiB buffers per connection for its
+// whole life. A line whose context keeps OpenSSL's records (keep_openssl_records) goes on with
+// SSL_read/SSL_write, with record buffers released while idle (SSL_MODE_RELEASE_BUFFERS).
 //
 // Concurrency contract: at most one read operation and one write operation in flight at a time
 // (writers serialise with an async_mutex), all on the executor of the line's socket.
@@ -16,6 +19,7 @@
 
 #include "net/asio.hpp"
 #include "net/record_gatherer.hpp"
+#include "net/tls_records.hpp"
 
 namespace switchboard::net {
 
@@ -49,10 +53,13 @@ class line_stream {
     co_await write_all(std::span<const asio::const_buffer>(&buf, 1));
   }
 
-  // True if OpenSSL holds bytes a read_some would return without touching the socket. A reader
-  // that sees false may wait for readiness first (socket().async_wait(wait_read)), holding no
-  // read buffer or read coroutine while the line is idle.
-  bool read_buffered() const { return ssl_ && SSL_has_pending(ssl_.get()) == 1; }
+  // True if the TLS layer holds bytes a read_some would return without touching the socket. A
+  // reader that sees false may wait for readiness first (socket().async_wait(wait_read)), holding
+  // no read buffer or read coroutine while the line is idle.
+  bool read_buffered() const {
+    if (records_) return records_->readable();
+    return ssl_ && SSL_has_pending(ssl_.get()) == 1;
+  }
 
   // Moves the socket to the reactor of another executor (an io_context's): the relay offloads a
   // paired session to a forwarding thread and back. Operations pending on the old reactor
@@ -64,8 +71,11 @@ class line_stream {
   // Closes the socket; pending operations complete with operation_aborted. Idempotent.
   void close() noexcept;
   bool is_open() const { return socket_.is_open(); }
-  bool tls() const { return ssl_ != nullptr; }
+  bool tls() const { return ssl_ != nullptr || records_ != nullptr; }
+  // True once a TLS line carries its records itself (its SSL object is gone).
+  bool own_records() const { return records_ != nullptr; }
   tcp::socket& socket() { return socket_; }
+  // The SSL object: until the handshake is done, and after it only if OpenSSL keeps the records.
   SSL* ssl() const { return ssl_.get(); }
 
  private:
@@ -73,6 +83,17 @@ class line_stream {
   awaitable<void> write_tls(asio::const_buffer b);
   // Sends what the gatherer holds, waiting for room as often as needed.
   awaitable<void> send_gathered();
+  // Sends every byte of b, waiting for room as often as needed.
+  awaitable<void> send_bytes(asio::const_buffer b);
+  // After the handshake: frees the SSL and carries the records, if the secrets were captured,
+  // the suite is one tls13 knows, OpenSSL holds no bytes and no write through the SSL is in
+  // flight (one started before the handshake was done); else OpenSSL keeps the records.
+  void take_over_records();
+  // read_some and write_all of a line that carries its own records.
+  awaitable<std::size_t> read_records(asio::mutable_buffer buf);
+  awaitable<void> write_records(std::span<const asio::const_buffer> bufs);
+  awaitable<void> seal_and_send(std::span<const asio::const_buffer> bufs,
+                                std::span<std::uint8_t> out);
   // Waits until the socket is ready for what OpenSSL asked for, or throws for a real error.
   awaitable<void> wait_for_ssl(int ssl_result, const char* what);
 
@@ -86,7 +107,12 @@ class line_stream {
   // TLS only: the SSL's write BIO writes through it. Declared before ssl_ so that it outlives
   // the SSL (members are destroyed in reverse order).
   std::unique_ptr<record_gatherer> gatherer_;
-  std::unique_ptr<SSL, ssl_deleter> ssl_;  // null for plaintext
+  // TLS, until the handshake is done: where OpenSSL's key-log callback puts the traffic secrets
+  // (the SSL points at it, so it is declared before ssl_ and outlives it).
+  std::unique_ptr<tls13::traffic_secrets> secrets_;
+  std::unique_ptr<SSL, ssl_deleter> ssl_;         // null for plaintext, and once records_ is set
+  std::unique_ptr<tls13::record_layer> records_;  // TLS after the handshake, without the SSL
+  unsigned ssl_writes_ = 0;  // writes through the SSL in flight (at most one by the contract)
   unsigned read_budget_ = sync_budget;
   unsigned write_budget_ = sync_budget;
 };

@@ -32,6 +32,7 @@ class recycled {
   }
 
   type& operator*() { return *item_; }
+  const type& operator*() const { return *item_; }
   type* operator->() { return &*item_; }
 
  private:

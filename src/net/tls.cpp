@@ -23,6 +23,8 @@
 #include <system_error>
 #include <utility>
 
+#include "net/tls_records.hpp"
+
 namespace switchboard::net {
 
 namespace {
@@ -336,6 +338,9 @@ ssl_ctx_ptr new_context(const SSL_METHOD* method) {
   // waiting for the socket: SSL_has_pending counts read-ahead bytes too).
   SSL_CTX_set_read_ahead(ctx.get(), 1);
   SSL_CTX_set_default_read_buffer_len(ctx.get(), tls_read_buffer);
+  // After the handshake, lines free the SSL and carry the records themselves
+  // (net/tls_records.hpp); OpenSSL hands the traffic secrets over through its key-log callback.
+  tls13::capture_secrets(ctx.get());
   return ctx;
 }
 

@@ -1,8 +1,10 @@
-// line_stream (net/line_stream.hpp) on TLS: the negotiated cipher suite, records returned together
-// by one read_some (read-ahead), a small first buffer sharing its record with what follows, and
-// bytes read before an abrupt end returned before the error. Record counts are checked through
-// the ciphertext bytes waiting in the receiver's socket (each TLS 1.3 record adds 22 bytes: 5 of
-// header, 1 of content type, 16 of AEAD tag).
+// line_stream (net/line_stream.hpp) on TLS, with each end carrying its records itself after the
+// handshake (net/tls_records.hpp) or leaving them to OpenSSL, in all four pairings (so each
+// record layer is checked against the other): which end freed its SSL, records returned together
+// by one read_some, a small first buffer sharing its record with what follows, bytes read before
+// an abrupt end returned before the error, KeyUpdate and close_notify between the two layers.
+// Record counts are checked through the ciphertext bytes waiting in the receiver's socket (each
+// TLS 1.3 record adds 22 bytes: 5 of header, 1 of content type, 16 of AEAD tag).
 #include "net/line_stream.hpp"
 
 #include <gtest/gtest.h>
@@ -24,8 +26,32 @@ namespace fs = std::filesystem;
 constexpr std::size_t record_overhead = 22;
 constexpr std::size_t record_size = 16384;
 
-class LineStreamTlsTest : public ::testing::Test {
+// Which ends carry their records themselves after the handshake.
+enum class records { own, openssl, own_server, own_client };
+
+std::string name_of(const ::testing::TestParamInfo<records>& info) {
+  switch (info.param) {
+    case records::own:
+      return "OwnRecords";
+    case records::openssl:
+      return "OpensslRecords";
+    case records::own_server:
+      return "OwnServerOpensslClient";
+    case records::own_client:
+      return "OpensslServerOwnClient";
+  }
+  return "unknown";
+}
+
+class LineStreamTlsTest : public ::testing::TestWithParam<records> {
  protected:
+  bool server_owns() const {
+    return GetParam() == records::own || GetParam() == records::own_server;
+  }
+  bool client_owns() const {
+    return GetParam() == records::own || GetParam() == records::own_client;
+  }
+
   void SetUp() override {
     std::string pattern = (fs::temp_directory_path() / "sb-line-stream-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
@@ -33,6 +59,8 @@ class LineStreamTlsTest : public ::testing::Test {
     const server_identity id = ensure_self_signed(dir_);
     server_ctx_ = make_server_context(id);
     client_ctx_ = make_client_context({.fingerprint = fingerprint_of_cert_file(id.cert_file)});
+    if (!server_owns()) tls13::keep_openssl_records(server_ctx_.get());
+    if (!client_owns()) tls13::keep_openssl_records(client_ctx_.get());
     tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     tcp::socket c(io_);
     c.connect(acceptor.local_endpoint());
@@ -75,13 +103,23 @@ class LineStreamTlsTest : public ::testing::Test {
   std::optional<line_stream> server_;
 };
 
-TEST_F(LineStreamTlsTest, NegotiatesAes128Gcm) {
-  EXPECT_STREQ(SSL_get_cipher_name(server_->ssl()), "TLS_AES_128_GCM_SHA256");
-  EXPECT_STREQ(SSL_get_cipher_name(client_->ssl()), "TLS_AES_128_GCM_SHA256");
-  EXPECT_EQ(SSL_get_read_ahead(server_->ssl()), 1);
+// An end that carries its records has freed its SSL; an end that does not keeps OpenSSL with
+// read-ahead and AES-128-GCM.
+TEST_P(LineStreamTlsTest, EachEndKeepsItsSslOnlyIfOpensslCarriesTheRecords) {
+  for (line_stream* end : {&*server_, &*client_}) {
+    const bool owns = end == &*server_ ? server_owns() : client_owns();
+    EXPECT_TRUE(end->tls());
+    EXPECT_EQ(end->own_records(), owns);
+    EXPECT_EQ(end->ssl() == nullptr, owns);
+    if (!owns) {
+      EXPECT_STREQ(SSL_get_cipher_name(end->ssl()), "TLS_AES_128_GCM_SHA256");
+      EXPECT_EQ(SSL_get_read_ahead(end->ssl()), 1);
+    }
+    EXPECT_FALSE(end->read_buffered());
+  }
 }
 
-TEST_F(LineStreamTlsTest, OneReadSomeReturnsEveryRecordReadAheadBrought) {
+TEST_P(LineStreamTlsTest, OneReadSomeReturnsEveryRecordReadAheadBrought) {
   const auto data = pattern(3 * record_size);
   run([&]() -> awaitable<void> { co_await client_->write_all(asio::buffer(data)); });
   ASSERT_EQ(waiting(), data.size() + 3 * record_overhead);  // three full records
@@ -95,7 +133,7 @@ TEST_F(LineStreamTlsTest, OneReadSomeReturnsEveryRecordReadAheadBrought) {
   EXPECT_FALSE(server_->read_buffered());  // nothing left behind for an idle line to miss
 }
 
-TEST_F(LineStreamTlsTest, ReadSomeStopsAtTheBufferAndKeepsTheRestBuffered) {
+TEST_P(LineStreamTlsTest, ReadSomeStopsAtTheBufferAndKeepsTheRestBuffered) {
   const auto data = pattern(2 * record_size);
   run([&]() -> awaitable<void> { co_await client_->write_all(asio::buffer(data)); });
   std::vector<std::uint8_t> got(data.size());
@@ -113,7 +151,7 @@ TEST_F(LineStreamTlsTest, ReadSomeStopsAtTheBufferAndKeepsTheRestBuffered) {
   EXPECT_FALSE(server_->read_buffered());
 }
 
-TEST_F(LineStreamTlsTest, SmallFirstBufferSharesItsRecord) {
+TEST_P(LineStreamTlsTest, SmallFirstBufferSharesItsRecord) {
   const std::vector<std::uint8_t> header{1, 2, 3, 4, 5, 6, 7, 8};
   const auto body = pattern(100);
   run([&]() -> awaitable<void> {
@@ -128,7 +166,7 @@ TEST_F(LineStreamTlsTest, SmallFirstBufferSharesItsRecord) {
   EXPECT_EQ(got, want);
 }
 
-TEST_F(LineStreamTlsTest, SmallFirstBufferThenLargeBodyKeepsOrderAcrossRecords) {
+TEST_P(LineStreamTlsTest, SmallFirstBufferThenLargeBodyKeepsOrderAcrossRecords) {
   const std::vector<std::uint8_t> header{9, 8, 7};
   const auto body = pattern(40'000);
   const auto tail = pattern(5);
@@ -138,9 +176,10 @@ TEST_F(LineStreamTlsTest, SmallFirstBufferThenLargeBodyKeepsOrderAcrossRecords) 
     co_await client_->write_all(parts);
   });
   const std::size_t total = header.size() + body.size() + tail.size();
-  // Full first record (header + start of body), the rest of the body, then the tail: 4 records.
-  // Unmerged, the header alone would have taken one more.
-  EXPECT_EQ(waiting(), total + 4 * record_overhead);
+  // Full first record (header + start of body), the rest of the body, then the tail: 4 records
+  // from OpenSSL (unmerged, the header alone would have taken one more); the own record layer
+  // packs the whole write as one stream (16384 + 16384 + 7240): 3.
+  EXPECT_EQ(waiting(), total + (client_owns() ? 3 : 4) * record_overhead);
   std::vector<std::uint8_t> got(total);
   run([&]() -> awaitable<void> { co_await server_->read_exact(asio::buffer(got)); });
   std::vector<std::uint8_t> want = header;
@@ -152,7 +191,7 @@ TEST_F(LineStreamTlsTest, SmallFirstBufferThenLargeBodyKeepsOrderAcrossRecords) 
 // Writes longer than one record are gathered (record_gatherer) and sent in large pieces; with
 // small socket buffers and a reader that starts late, the sends must wait for room again and
 // again, mid-buffer, and with a header first and several buffers: every byte arrives in order.
-TEST_F(LineStreamTlsTest, LargeGatheredWritesPastAFullWindowArriveInOrder) {
+TEST_P(LineStreamTlsTest, LargeGatheredWritesPastAFullWindowArriveInOrder) {
   client_->socket().set_option(asio::socket_base::send_buffer_size(16 * 1024));
   server_->socket().set_option(asio::socket_base::receive_buffer_size(16 * 1024));
   const std::vector<std::uint8_t> header{1, 2, 3, 4, 5, 6, 7, 8};
@@ -183,7 +222,7 @@ TEST_F(LineStreamTlsTest, LargeGatheredWritesPastAFullWindowArriveInOrder) {
   EXPECT_TRUE(got == want);
 }
 
-TEST_F(LineStreamTlsTest, BytesBeforeAnAbruptEndComeFirstThenTheError) {
+TEST_P(LineStreamTlsTest, BytesBeforeAnAbruptEndComeFirstThenTheError) {
   const auto data = pattern(3000);
   run([&]() -> awaitable<void> { co_await client_->write_all(asio::buffer(data)); });
   // The start of a next record's header, then FIN without close_notify: read-ahead takes the
@@ -197,6 +236,84 @@ TEST_F(LineStreamTlsTest, BytesBeforeAnAbruptEndComeFirstThenTheError) {
   ASSERT_EQ(n, data.size());
   got.resize(n);
   EXPECT_EQ(got, data);
+  EXPECT_THROW(run([&]() -> awaitable<void> { co_await server_->read_some(asio::buffer(got)); }),
+               boost::system::system_error);
+}
+
+// The OpenSSL end asks for a key update; the own end follows it and answers with a KeyUpdate of
+// its own before its next data (RFC 8446 §4.6.3): 27 bytes more on the wire than the data's
+// record. Both ends then go on under the new keys, both ways.
+TEST_P(LineStreamTlsTest, AKeyUpdateAskedByOpensslIsFollowedAndAnswered) {
+  if (server_owns() == client_owns()) GTEST_SKIP() << "needs one end on each record layer";
+  line_stream& openssl_end = server_owns() ? *client_ : *server_;
+  line_stream& own_end = server_owns() ? *server_ : *client_;
+  ASSERT_EQ(SSL_key_update(openssl_end.ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
+  auto send = [&](line_stream& from, line_stream& to, std::size_t size) {
+    const auto data = pattern(size);
+    std::vector<std::uint8_t> got(size);
+    run([&]() -> awaitable<void> { co_await from.write_all(asio::buffer(data)); });
+    const std::size_t on_the_wire = to.socket().available();
+    run([&]() -> awaitable<void> { co_await to.read_exact(asio::buffer(got)); });
+    EXPECT_EQ(got, data);
+    return on_the_wire;
+  };
+  send(openssl_end, own_end, 1000);  // KeyUpdate(update_requested), then data under the new key
+  EXPECT_EQ(send(own_end, openssl_end, 2000), 2000 + record_overhead + 27);
+  EXPECT_EQ(send(openssl_end, own_end, 3000), 3000 + record_overhead);
+  EXPECT_EQ(send(own_end, openssl_end, 4000), 4000 + record_overhead);  // answered once only
+}
+
+// A write may start before the handshake is done (the relay closes a line that is still shaking
+// hands): SSL_write then drives the handshake as well, and the SSL stays for as long as that
+// write runs even if the handshake coroutine finishes first.
+TEST_P(LineStreamTlsTest, AWriteStartedDuringTheHandshakeArrives) {
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket c(io_);
+  c.connect(acceptor.local_endpoint());
+  line_stream client(std::move(c), client_ctx_.get(), false);
+  line_stream server(acceptor.accept(), server_ctx_.get(), true);
+  const auto data = pattern(3000);
+  std::vector<std::uint8_t> got(data.size());
+  run([&]() -> awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    co_await (server.handshake() && server.write_all(asio::buffer(data)) && client.handshake());
+    co_await client.read_exact(asio::buffer(got));
+  });
+  EXPECT_EQ(got, data);
+  EXPECT_EQ(client.own_records(), client_owns());
+}
+
+// A close_notify from an OpenSSL end is a clean end of stream for either reader.
+TEST_P(LineStreamTlsTest, CloseNotifyEndsTheStreamCleanly) {
+  if (client_owns()) GTEST_SKIP() << "the own record layer does not send close_notify";
+  const auto data = pattern(500);
+  run([&]() -> awaitable<void> { co_await client_->write_all(asio::buffer(data)); });
+  ASSERT_EQ(SSL_shutdown(client_->ssl()), 0);  // close_notify sent, the peer's not yet seen
+  std::vector<std::uint8_t> got(data.size());
+  std::vector<std::uint8_t> more(100);
+  std::size_t after = 1;
+  run([&]() -> awaitable<void> {
+    co_await server_->read_exact(asio::buffer(got));
+    after = co_await server_->read_some(asio::buffer(more));
+  });
+  EXPECT_EQ(got, data);
+  EXPECT_EQ(after, 0u);
+}
+
+// Forged or malformed records end the line with an error, whichever layer reads them.
+TEST_P(LineStreamTlsTest, AForgedRecordFailsAuthentication) {
+  std::vector<std::uint8_t> forged{0x17, 0x03, 0x03, 0x00, 0x20};
+  forged.resize(5 + 0x20, 0xab);
+  asio::write(client_->socket(), asio::buffer(forged));
+  std::vector<std::uint8_t> got(100);
+  EXPECT_THROW(run([&]() -> awaitable<void> { co_await server_->read_some(asio::buffer(got)); }),
+               boost::system::system_error);
+}
+
+TEST_P(LineStreamTlsTest, ARecordOverTheMaximumLengthIsRefused) {
+  const std::uint8_t header[] = {0x17, 0x03, 0x03, 0x48, 0x01};  // 18,433 > 2^14 + 256
+  asio::write(client_->socket(), asio::buffer(header));
+  std::vector<std::uint8_t> got(100);
   EXPECT_THROW(run([&]() -> awaitable<void> { co_await server_->read_some(asio::buffer(got)); }),
                boost::system::system_error);
 }
@@ -231,7 +348,7 @@ void expect_reader_yields(asio::io_context& io, line_stream& stream, std::size_t
   EXPECT_LE(reads_when_other_ran, 64u) << "of " << reads << " reads";
 }
 
-TEST_F(LineStreamTlsTest, AReaderThatNeverWaitsStillLetsOthersRun) {
+TEST_P(LineStreamTlsTest, AReaderThatNeverWaitsStillLetsOthersRun) {
   // Socket buffers large enough for the whole write, which then needs no reader to finish.
   client_->socket().set_option(asio::socket_base::send_buffer_size(1 << 20));
   server_->socket().set_option(asio::socket_base::receive_buffer_size(1 << 20));
@@ -239,6 +356,11 @@ TEST_F(LineStreamTlsTest, AReaderThatNeverWaitsStillLetsOthersRun) {
   run([&]() -> awaitable<void> { co_await client_->write_all(asio::buffer(data)); });
   expect_reader_yields(io_, *server_, data.size());
 }
+
+INSTANTIATE_TEST_SUITE_P(RecordLayers, LineStreamTlsTest,
+                         ::testing::Values(records::own, records::openssl, records::own_server,
+                                           records::own_client),
+                         name_of);
 
 class LineStreamPlainTest : public ::testing::Test {
  protected:
