@@ -275,22 +275,30 @@ void record_layer::received(std::size_t n) {
   data_end_ += static_cast<std::uint32_t>(n);
 }
 
+const char* record_layer::header_fault() const noexcept {
+  const std::uint8_t* h = (**buffer_).get() + data_begin_;
+  if (h[0] != type_application_data) return "unexpected outer content type after the handshake";
+  if (h[1] != 0x03 || h[2] != 0x03) return "bad legacy record version";
+  const std::size_t length = load16(h + 3);
+  if (length > max_ciphertext) return "record overflow";
+  if (length < tag_size + 1) return "record too short";
+  return nullptr;
+}
+
 std::size_t record_layer::whole_record() const {
   const std::size_t held = data_end_ - data_begin_;
   if (held < header_size) return 0;
-  const std::uint8_t* h = (**buffer_).get() + data_begin_;
-  if (h[0] != type_application_data) {
-    fail("unexpected outer content type " + std::to_string(h[0]) + " after the handshake");
-  }
-  if (h[1] != 0x03 || h[2] != 0x03) fail("bad legacy record version");
-  const std::size_t length = load16(h + 3);
-  if (length > max_ciphertext) fail("record overflow");
-  if (length < tag_size + 1) fail("record too short");
-  return held >= header_size + length ? header_size + length : 0;
+  if (const char* fault = header_fault()) fail(fault);
+  const std::size_t size = header_size + load16((**buffer_).get() + data_begin_ + 3);
+  return held >= size ? size : 0;
 }
 
-bool record_layer::readable() const {
-  return closed_ || plain_end_ > plain_begin_ || (buffer_ && whole_record() > 0);
+bool record_layer::readable() const noexcept {
+  if (closed_ || plain_end_ > plain_begin_) return true;
+  if (!buffer_ || data_end_ - data_begin_ < header_size) return false;
+  // A bad header is readable: read() reports it without touching the socket.
+  if (header_fault() != nullptr) return true;
+  return data_end_ - data_begin_ >= header_size + load16((**buffer_).get() + data_begin_ + 3);
 }
 
 void record_layer::trim() {

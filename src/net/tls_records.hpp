@@ -132,8 +132,8 @@ class record_layer {
   // earlier, then whole records (decrypted straight into `out` when they fit). Returns 0 when no
   // whole record is held, or after the peer's close_notify (closed()).
   std::size_t read(std::span<std::uint8_t> out);
-  // True if read() would return bytes (or report the close) without more ciphertext.
-  bool readable() const;
+  // True if read() would return bytes, report the close or throw, without more ciphertext.
+  bool readable() const noexcept;
   bool closed() const { return closed_; }
   // Bytes of ciphertext held that do not yet make a whole record.
   bool holds_partial_record() const { return data_end_ > data_begin_ && !readable(); }
@@ -158,6 +158,8 @@ class record_layer {
 
   // Size of the whole record at data_begin_, or 0 if it is not all here. Throws on a bad header.
   std::size_t whole_record() const;
+  // What is wrong with the header at data_begin_ (at least header_size bytes held), or nullptr.
+  const char* header_fault() const noexcept;
   // Decrypts the record at data_begin_ (size bytes) into dst and consumes it. Returns the
   // content type and the length of its content in dst.
   std::pair<std::uint8_t, std::size_t> open(std::size_t size, std::uint8_t* dst);

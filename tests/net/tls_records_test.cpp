@@ -161,7 +161,7 @@ INSTANTIATE_TEST_SUITE_P(Suites, RecordLayerTest,
                          ::testing::Values(suite::aes_128_gcm_sha256, suite::aes_256_gcm_sha384,
                                            suite::chacha20_poly1305_sha256));
 
-TEST(RecordLayer, MalformedHeadersAreRefusedBeforeAnyDecryption) {
+TEST(RecordLayer, MalformedHeadersAreReadableAndRefusedBeforeAnyDecryption) {
   const std::vector<std::uint8_t> secret(32, 0x44);
   const std::vector<std::vector<std::uint8_t>> headers = {
       {0x16, 0x03, 0x03, 0x00, 0x20},  // handshake outer type after the handshake
@@ -175,6 +175,8 @@ TEST(RecordLayer, MalformedHeadersAreRefusedBeforeAnyDecryption) {
     const auto space = layer.receive_space();
     std::copy(h.begin(), h.end(), space.begin());
     layer.received(h.size());
+    // Readable (a reader must not wait for the socket): read() reports the fault at once.
+    EXPECT_TRUE(layer.readable());
     std::vector<std::uint8_t> got(10);
     EXPECT_THROW(layer.read(got), boost::system::system_error) << int{h[0]} << " " << int{h[4]};
   }
