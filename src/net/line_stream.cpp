@@ -23,7 +23,7 @@ using record_buffers = buffer_pool<SSL3_RT_MAX_PLAIN_LENGTH>;
 constexpr std::size_t coalesce_below = 512;
 // Where the records of one large write are gathered: a 256 KiB DATA frame and its header fit
 // whole (17 records, each with 22 bytes of framing), so it leaves in one send(2).
-using gather_buffers = buffer_pool<272 * 1024, 8>;
+using gather_buffers = buffer_pool<std::size_t{272} * 1024, 8>;
 // Room for the records of a write of at most one record's plaintext, and a KeyUpdate before it.
 using seal_buffers =
     buffer_pool<tls13::max_plaintext + tls13::record_overhead + tls13::record_layer::min_seal_room>;

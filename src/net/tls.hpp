@@ -45,7 +45,7 @@ std::string normalize_fingerprint(std::string_view text);
 // allocated only while it holds bytes.
 inline constexpr const char* tls_ciphersuites =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
-inline constexpr std::size_t tls_read_buffer = 64 * 1024;
+inline constexpr std::size_t tls_read_buffer = std::size_t{64} * 1024;
 
 // Server context: TLS 1.3 only, SSL_MODE_RELEASE_BUFFERS (idle lines hold no record buffers),
 // no session tickets (lines never resume). Throws std::runtime_error naming the file on a bad cert

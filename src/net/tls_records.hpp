@@ -116,7 +116,8 @@ class traffic_keys {
 // asio::error::connection_aborted and a text naming the fault; the connection is then unusable.
 class record_layer {
  public:
-  static constexpr std::size_t receive_buffer_size = 64 * 1024;  // about four full records
+  static constexpr std::size_t receive_buffer_size =
+      std::size_t{64} * 1024;  // about four full records
 
   // read_secret: the peer's traffic secret (client's on a server); write_secret: our own.
   record_layer(suite s, std::span<const std::uint8_t> read_secret,
