@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -294,7 +295,7 @@ std::size_t record_layer::whole_record() const {
 }
 
 bool record_layer::readable() const noexcept {
-  if (closed_ || plain_end_ > plain_begin_) return true;
+  if (closed_ || failure_ || plain_end_ > plain_begin_) return true;
   if (!buffer_ || data_end_ - data_begin_ < header_size) return false;
   // A bad header is readable: read() reports it without touching the socket.
   if (header_fault() != nullptr) return true;
@@ -331,6 +332,7 @@ std::pair<std::uint8_t, std::size_t> record_layer::open(std::size_t size, std::u
 }
 
 std::size_t record_layer::read(std::span<std::uint8_t> out) {
+  if (failure_) std::rethrow_exception(failure_);
   std::size_t n = 0;
   if (plain_end_ > plain_begin_) {
     n = std::min<std::size_t>(out.size(), plain_end_ - plain_begin_);
@@ -338,30 +340,40 @@ std::size_t record_layer::read(std::span<std::uint8_t> out) {
     plain_begin_ += static_cast<std::uint32_t>(n);
   }
   while (n < out.size() && !closed_ && buffer_) {
-    const std::size_t size = whole_record();
-    if (size == 0) break;
-    const std::size_t sealed_size = size - header_size - tag_size;
-    // Straight into the caller's buffer when the whole inner plaintext fits; in place otherwise.
-    const bool direct = out.size() - n >= sealed_size;
-    std::uint8_t* const in_place = (**buffer_).get() + data_begin_ + header_size;
-    std::uint8_t* const dst = direct ? out.data() + n : in_place;
-    const auto [type, length] = open(size, dst);
-    if (type != type_application_data) {
-      on_control(type, {dst, length});
-      continue;
+    try {
+      const std::optional<std::size_t> got = open_next(out.subspan(n));
+      if (!got) break;
+      n += *got;
+    } catch (const boost::system::system_error&) {
+      if (n == 0) throw;
+      // What was read before the fault is returned first; the fault stays for the next call.
+      failure_ = std::current_exception();
+      break;
     }
-    if (direct) {
-      n += length;
-      continue;
-    }
-    const std::size_t take = std::min(out.size() - n, length);
-    std::memcpy(out.data() + n, dst, take);
-    n += take;
-    plain_begin_ = static_cast<std::uint32_t>(dst - (**buffer_).get() + take);
-    plain_end_ = static_cast<std::uint32_t>(dst - (**buffer_).get() + length);
   }
   trim();
   return n;
+}
+
+std::optional<std::size_t> record_layer::open_next(std::span<std::uint8_t> out) {
+  const std::size_t size = whole_record();
+  if (size == 0) return std::nullopt;
+  const std::size_t sealed_size = size - header_size - tag_size;
+  // Straight into the caller's buffer when the whole inner plaintext fits; in place otherwise.
+  const bool direct = out.size() >= sealed_size;
+  std::uint8_t* const base = (**buffer_).get();
+  std::uint8_t* const dst = direct ? out.data() : base + data_begin_ + header_size;
+  const auto [type, length] = open(size, dst);
+  if (type != type_application_data) {
+    on_control(type, {dst, length});
+    return 0;
+  }
+  if (direct) return length;
+  const std::size_t take = std::min(out.size(), length);
+  std::memcpy(out.data(), dst, take);
+  plain_begin_ = static_cast<std::uint32_t>(dst - base + take);
+  plain_end_ = static_cast<std::uint32_t>(dst - base + length);
+  return take;
 }
 
 void record_layer::on_control(std::uint8_t type, std::span<const std::uint8_t> content) {

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <span>
 
@@ -131,7 +132,8 @@ class record_layer {
   void received(std::size_t n);
   // Plaintext of the records held, up to out.size() bytes: first what is left of a record opened
   // earlier, then whole records (decrypted straight into `out` when they fit). Returns 0 when no
-  // whole record is held, or after the peer's close_notify (closed()).
+  // whole record is held, or after the peer's close_notify (closed()). A fault met after some
+  // bytes were read is thrown by the next call, so those bytes come first.
   std::size_t read(std::span<std::uint8_t> out);
   // True if read() would return bytes, report the close or throw, without more ciphertext.
   bool readable() const noexcept;
@@ -161,6 +163,10 @@ class record_layer {
   std::size_t whole_record() const;
   // What is wrong with the header at data_begin_ (at least header_size bytes held), or nullptr.
   const char* header_fault() const noexcept;
+  // Opens the whole record at data_begin_, if there is one (nullopt if not): into `out` when its
+  // inner plaintext fits, else in place, copying what fits and keeping the rest as held
+  // plaintext. Returns the application bytes put in `out` (0 for a control record).
+  std::optional<std::size_t> open_next(std::span<std::uint8_t> out);
   // Decrypts the record at data_begin_ (size bytes) into dst and consumes it. Returns the
   // content type and the length of its content in dst.
   std::pair<std::uint8_t, std::size_t> open(std::size_t size, std::uint8_t* dst);
@@ -173,6 +179,7 @@ class record_layer {
   std::uint64_t key_update_after_;
   bool key_update_due_ = false;  // the peer asked for one (update_requested)
   bool closed_ = false;
+  std::exception_ptr failure_;  // a fault met after bytes were read: thrown by the next read()
 
   std::optional<recycled<receive_buffers>> buffer_;  // engaged while it holds bytes
   // buffer_ holds plaintext left of an opened record at [plain_begin_, plain_end_) and

@@ -143,6 +143,25 @@ TEST_P(RecordLayerTest, AFlippedBitFailsAuthentication) {
   }
 }
 
+// Good records, then a forged one, all held at once: the good bytes come first, the fault with
+// the next read, and every read after it.
+TEST_P(RecordLayerTest, BytesBeforeABadRecordComeFirstThenTheFault) {
+  const auto data = pattern(3000);
+  auto wire = seal_all(client_, data);
+  auto bad = seal_all(client_, pattern(50));
+  bad[20] ^= 0x80;
+  wire.insert(wire.end(), bad.begin(), bad.end());
+  const auto space = server_.receive_space();
+  std::copy(wire.begin(), wire.end(), space.begin());
+  server_.received(wire.size());
+  std::vector<std::uint8_t> got(10'000);
+  ASSERT_EQ(server_.read(got), data.size());
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), got.begin()));
+  EXPECT_TRUE(server_.readable());  // a reader must come back for the fault, not wait
+  EXPECT_THROW(server_.read(got), boost::system::system_error);
+  EXPECT_THROW(server_.read(got), boost::system::system_error);
+}
+
 TEST_P(RecordLayerTest, RecordsUnderOtherKeysFail) {
   record_layer stranger(GetParam(), server_secret_, secret_of(GetParam(), 0x33));
   EXPECT_THROW(open_all(server_, seal_all(stranger, pattern(100))), boost::system::system_error);
