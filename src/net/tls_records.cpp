@@ -132,19 +132,12 @@ int secrets_index() {
   return index;
 }
 
-int from_hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Copies the hex secret into `to`; returns its size in bytes, or 0 if it is malformed.
 std::uint8_t parse_secret(std::string_view hex, std::array<std::uint8_t, 48>& to) {
   if (hex.empty() || hex.size() % 2 != 0 || hex.size() / 2 > to.size()) return 0;
   for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = from_hex(hex[i]);
-    const int lo = from_hex(hex[i + 1]);
+    const int hi = OPENSSL_hexchar2int(static_cast<unsigned char>(hex[i]));
+    const int lo = OPENSSL_hexchar2int(static_cast<unsigned char>(hex[i + 1]));
     if (hi < 0 || lo < 0) return 0;
     to[i / 2] = static_cast<std::uint8_t>(hi << 4 | lo);
   }
