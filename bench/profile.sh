@@ -3,7 +3,9 @@
 # (sb_load as the calling agent -> relay -> `sb_load sb-target`, the called device serving echo and
 # sink itself, as run.sh's row (a) does) under `perf record -e cpu-clock` and prints the top
 # symbols of each process. --expose puts `switchboard expose` and sb_load's servers behind the
-# relay instead (row (a) before benchmarks change 10; the profiles in docs/benchmarks.md).
+# relay instead (row (a) before benchmarks change 10; the profiles in docs/benchmarks.md). --path
+# profiles the whole user path of rows (b) and (c): sb_load -> `switchboard forward` -> relay ->
+# `switchboard expose` -> sb_load's servers (implies --expose).
 #
 #   bash bench/profile.sh bulk       # 1 stream, 4 GiB, plaintext (splice path)
 #   bash bench/profile.sh bulk64     # 64 streams, 4 GiB, plaintext
@@ -11,7 +13,7 @@
 #   bash bench/profile.sh rate       # new sessions (call, 1-byte echo, close), 8 in parallel
 #   bash bench/profile.sh idle-lines # 15,000 logged-in idle lines: relay heap by call site (massif)
 #   add --tls for TLS lines, --graph for call graphs (dwarf unwinding; larger files), --keep to
-#   keep the perf data (the directory is printed), --expose (above).
+#   keep the perf data (the directory is printed), --expose or --path (above).
 #
 # Needs perf (Debian: linux-perf) or valgrind for idle-lines; uses the release build. Only the
 # processes started here are stopped, by PID.
@@ -19,13 +21,14 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WHAT=${1:-bulk}
 shift || true
-TLS=0; GRAPH=0; KEEP=0; EXPOSE=0
+TLS=0; GRAPH=0; KEEP=0; EXPOSE=0; PATH_MODE=0
 for a in "$@"; do
   case $a in
     --tls) TLS=1 ;;
     --graph) GRAPH=1 ;;
     --keep) KEEP=1 ;;
     --expose) EXPOSE=1 ;;
+    --path) EXPOSE=1; PATH_MODE=1 ;;
     *) echo "profile.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -86,11 +89,28 @@ fi
 sleep 2
 export SB_PW_CALLER=pw-caller
 AG=(--relay "127.0.0.1:$RP" "${LINK[@]}" --user caller --password-env SB_PW_CALLER --peer dev)
+SINK=("${AG[@]}" --service sink); ECHO=("${AG[@]}" --service echo)
+FPID=
+if [[ $PATH_MODE -eq 1 ]]; then
+  # The caller's side of the user path: `switchboard forward` per service, sb_load connects to it.
+  fwd() {  # fwd SERVICE PORTFILE
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    echo "$port" >"$2"
+    SWITCHBOARD_PASSWORD=pw-caller "$SB" forward "dev:$1" --listen "127.0.0.1:$port" \
+      --relay "127.0.0.1:$RP" "${LINK[@]}" --user caller --vacant-lines 8 >"$W/forward-$1.log" 2>&1 &
+    PIDS+=($!)
+  }
+  fwd sink "$W/fsink.port"; FPID=$!
+  fwd echo "$W/fecho.port"
+  sleep 2
+  SINK=(--connect "127.0.0.1:$(cat "$W/fsink.port")"); ECHO=(--connect "127.0.0.1:$(cat "$W/fecho.port")")
+fi
 case $WHAT in
-  bulk) CMD=("$LOAD" bulk --bytes 4Gi --streams 1 "${AG[@]}" --service sink) ;;
-  bulk64) CMD=("$LOAD" bulk --bytes 4Gi --streams 64 "${AG[@]}" --service sink) ;;
-  pingpong) CMD=("$LOAD" pingpong --count 50000 "${AG[@]}" --service echo) ;;
-  rate) CMD=("$LOAD" rate --seconds 8 --parallel 8 "${AG[@]}" --service echo) ;;
+  bulk) CMD=("$LOAD" bulk --bytes 4Gi --streams 1 "${SINK[@]}") ;;
+  bulk64) CMD=("$LOAD" bulk --bytes 4Gi --streams 64 "${SINK[@]}") ;;
+  pingpong) CMD=("$LOAD" pingpong --count 50000 "${ECHO[@]}") ;;
+  rate) CMD=("$LOAD" rate --seconds 8 --parallel 8 "${ECHO[@]}") ;;
   *) echo "profile.sh: unknown workload $WHAT" >&2; exit 2 ;;
 esac
 "${CMD[@]}" >"$W/load.out" 2>&1 & LPID=$!
@@ -98,7 +118,8 @@ sleep 1.5   # past the agent's login and the warm-up call
 CG=(-g)
 [[ $GRAPH -eq 1 ]] && CG=(--call-graph dwarf,8192)
 if [[ $GRAPH -eq 0 ]]; then CG=(); fi
-perf record -e cpu-clock -F 1999 "${CG[@]}" -p "$RPID,$EPID,$LPID" -o "$W/perf.data" -- sleep 4 >/dev/null 2>"$W/perf.err"
+PROFILED="$RPID,$EPID,$LPID${FPID:+,$FPID}"
+perf record -e cpu-clock -F 1999 "${CG[@]}" -p "$PROFILED" -o "$W/perf.data" -- sleep 4 >/dev/null 2>"$W/perf.err"
 wait "$LPID"
 echo "== workload: $(tail -n 1 "$W/load.out" | cut -c1-400)"
 echo "== CPU share by process and object (cpu-clock samples, % of all samples)"
@@ -106,7 +127,9 @@ echo "== CPU share by process and object (cpu-clock samples, % of all samples)"
 # of VM kernel time spent with interrupts off shows up as pvm_irq_enable / native_irq_enable.)
 perf report -i "$W/perf.data" --stdio --sort comm,dso --no-children 2>/dev/null | grep -E '^ +[0-9]' | head -n 12
 # Per process by PID: the calling agent and sb-target are both "sb_load".
-for pc in "relay:$RPID" "target:$EPID" "caller:$LPID"; do
+ROLES=("relay:$RPID" "target:$EPID" "caller:$LPID")
+[[ -n $FPID ]] && ROLES+=("forward(sink):$FPID")
+for pc in "${ROLES[@]}"; do
   perf report -i "$W/perf.data" --stdio --pid "${pc#*:}" --sort dso,sym --no-children 2>/dev/null |
     grep -E '^ +[0-9]' >"$W/top.txt"
   echo "== top user-space symbols: ${pc%%:*} (% of all samples)"

@@ -219,6 +219,13 @@ awaitable<bool> agent_line::send(const p::message& m) {
 
 awaitable<void> agent_line::read_loop() {
   for (;;) {
+    if (!stream_->read_buffered()) {
+      // On a plaintext line the wait reads the next frame (often a header and its small payload)
+      // into the line's read-ahead: one recv(2) for both, and no readiness re-arm.
+      const asio::cancellation_slot none;  // the line ends the wait by closing its socket
+      const boost::system::error_code ec = co_await stream_->wait_readable(none);
+      if (ec) throw boost::system::system_error(ec);
+    }
     const auto h = co_await net::read_header(*stream_);
     if (!h) co_return;
     if (h->type == p::frame_type::data) {
@@ -293,6 +300,9 @@ void agent_line::on_terminate(const p::terminate& t) {
 }
 
 awaitable<void> agent_line::on_data(std::uint32_t length) {
+  // After a payload large enough to splice the next header is read alone, so that the next
+  // payload stays in the socket for splice_payload().
+  stream_->set_read_ahead(length <= net::small_payload);
   auto s = current_;
   if (state_ != line_state::paired || !s || s->ended) {
     co_return co_await net::skip_payload(*stream_, length);  // after our RELEASE: discarded
@@ -429,6 +439,22 @@ awaitable<std::size_t> agent_line::splice_payload(session_core& s, tcp::socket& 
       continue;
     }
     if (!current(s) || state_ == line_state::dead) co_return 0;
+    if (pending_data_ > 0 && stream_->read_buffered()) {
+      // The payload's first bytes came with its header (the line's read-ahead): sent as they are.
+      const auto held = stream_->buffered_bytes();
+      const std::size_t n = std::min<std::size_t>(held.size(), pending_data_);
+      boost::system::error_code ec;
+      const std::size_t put = sink.write_some(asio::buffer(held.data(), n), ec);
+      if (ec == asio::error::would_block) {
+        co_await sink.async_wait(tcp::socket::wait_write, use_awaitable);
+        continue;
+      }
+      if (ec) throw boost::system::system_error(ec);
+      stream_->consume_buffered(put);
+      pending_data_ -= static_cast<std::uint32_t>(put);
+      if (pending_data_ == 0) data_consumed_.set();
+      co_return put;
+    }
     if (pending_data_ > 0) {
       const auto got = pipe.fill(stream_->socket().native_handle(), pending_data_);
       if (!got) {

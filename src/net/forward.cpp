@@ -21,13 +21,20 @@ awaitable<bool> forward_path::forward(line_stream& from, line_stream* to, std::u
   if (!splicing() || !to || length <= small_payload) {
     co_return co_await copy_payload(from, to, length, from_state);
   }
+  // What the source's read-ahead took of the payload leaves with the header; the rest is spliced.
+  const auto held = from.buffered_bytes();
+  const auto first = held.first(std::min<std::size_t>(held.size(), length));
   bool ok = true;
   try {
-    co_await write_data_header(*to, length);
+    co_await write_data_header(*to, length, first);
   } catch (const boost::system::system_error&) {
     ok = false;
   }
-  if (ok) co_return co_await splice_payload(from, *to, length, from_state);
+  if (ok) {
+    from.consume_buffered(first.size());
+    const bool delivered = co_await splice_payload(from, *to, length - first.size(), from_state);
+    co_return delivered;
+  }
   broken_ = true;
   co_return co_await copy_payload(from, nullptr, length, from_state);
 }

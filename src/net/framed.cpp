@@ -1,6 +1,7 @@
 #include "net/framed.hpp"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <cerrno>
@@ -32,19 +33,31 @@ awaitable<void> skip_payload(line_stream& s, std::size_t n) {
   }
 }
 
-awaitable<void> write_data_header(line_stream& s, std::uint32_t length) {
+awaitable<void> write_data_header(line_stream& s, std::uint32_t length,
+                                  std::span<const std::uint8_t> first) {
   const auto h = protocol::encode_header(protocol::frame_type::data, length);
+  const std::size_t total = h.size() + first.size();
   std::size_t sent = 0;
   if (!s.tls()) {
-    const ssize_t r =
-        ::send(s.socket().native_handle(), h.data(), h.size(), MSG_MORE | MSG_NOSIGNAL);
+    iovec parts[] = {{const_cast<std::uint8_t*>(h.data()), h.size()},
+                     {const_cast<std::uint8_t*>(first.data()), first.size()}};
+    msghdr msg{};
+    msg.msg_iov = parts;
+    msg.msg_iovlen = first.empty() ? 1 : 2;
+    const ssize_t r = ::sendmsg(s.socket().native_handle(), &msg, MSG_MORE | MSG_NOSIGNAL);
     if (r < 0 && errno != EAGAIN) {
       throw boost::system::system_error(
           boost::system::error_code(errno, boost::system::system_category()), "send");
     }
     sent = r > 0 ? static_cast<std::size_t>(r) : 0;
   }
-  if (sent < h.size()) co_await s.write_all(asio::buffer(h) + sent);
+  if (sent == total) co_return;
+  // The rest (all of it on TLS, where header and bytes share a record): in order, as one write.
+  const std::size_t header_rest = h.size() - std::min(sent, h.size());
+  const std::size_t first_sent = sent - (h.size() - header_rest);
+  const asio::const_buffer rest[] = {asio::buffer(h) + (h.size() - header_rest),
+                                     asio::buffer(first.data(), first.size()) + first_sent};
+  co_await s.write_all(rest);
 }
 
 awaitable<void> write_message(line_stream& s, const protocol::message& m) {

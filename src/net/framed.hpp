@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 
 #include "net/line_stream.hpp"
 #include "protocol/messages.hpp"
@@ -21,9 +22,11 @@ awaitable<protocol::message> read_control(line_stream& s, protocol::frame_header
 awaitable<void> skip_payload(line_stream& s, std::size_t n);
 
 // Writes the header of a DATA frame whose `length` payload bytes the caller then writes itself (a
-// spliced payload). On a plaintext line the header goes with MSG_MORE, so the kernel may put it in
-// the payload's first segment. The caller holds the line's write mutex. Throws system_error.
-awaitable<void> write_data_header(line_stream& s, std::uint32_t length);
+// spliced payload), followed by `first`, the payload's first bytes if the caller holds them (the
+// source line's read-ahead). On a plaintext line they go with MSG_MORE, so the kernel may put them
+// in the payload's first segment. The caller holds the line's write mutex. Throws system_error.
+awaitable<void> write_data_header(line_stream& s, std::uint32_t length,
+                                  std::span<const std::uint8_t> first = {});
 
 // Encodes and writes one control frame. The caller holds the line's write mutex.
 awaitable<void> write_message(line_stream& s, const protocol::message& m);

@@ -24,6 +24,8 @@ constexpr std::size_t coalesce_below = 512;
 // Where the records of one large write are gathered: a 256 KiB DATA frame and its header fit
 // whole (17 records, each with 22 bytes of framing), so it leaves in one send(2).
 using gather_buffers = buffer_pool<std::size_t{272} * 1024, 8>;
+// Plaintext read-ahead buffers (line_stream::read_ahead_size), lent while they hold bytes.
+using ahead_buffers = buffer_pool<line_stream::read_ahead_size, 64>;
 // Room for the records of a write of at most one record's plaintext, and a KeyUpdate before it.
 using seal_buffers =
     buffer_pool<tls13::max_plaintext + tls13::record_overhead + tls13::record_layer::min_seal_room>;
@@ -154,23 +156,7 @@ void line_stream::take_over_records() {
 
 awaitable<std::size_t> line_stream::read_some(asio::mutable_buffer buf) {
   if (records_) co_return co_await read_records(buf);
-  if (!ssl_) {
-    if (read_budget_ > 0) {
-      // The bytes are often there already (a payload behind its header, a reply): take them
-      // without a trip through the scheduler, which costs an epoll_wait(0) per completion.
-      --read_budget_;
-      error_code ec;
-      const std::size_t n = socket_.read_some(buf, ec);  // the socket is non-blocking
-      if (!ec) co_return n;
-      if (ec == asio::error::eof) co_return 0;
-      if (ec != asio::error::would_block) throw boost::system::system_error(ec);
-    }
-    read_budget_ = sync_budget;
-    auto [ec, n] = co_await socket_.async_read_some(buf, asio::as_tuple(use_awaitable));
-    if (ec == asio::error::eof) co_return 0;
-    if (ec) throw boost::system::system_error(ec);
-    co_return n;
-  }
+  if (!ssl_) co_return co_await read_plain(buf);
   auto* const out = static_cast<std::uint8_t*>(buf.data());
   std::size_t total = 0;
   for (;;) {
@@ -198,6 +184,108 @@ awaitable<std::size_t> line_stream::read_some(asio::mutable_buffer buf) {
     read_budget_ = sync_budget;
     co_await wait_for_ssl(r, "read");
   }
+}
+
+awaitable<std::size_t> line_stream::read_plain(asio::mutable_buffer buf) {
+  if (buf.size() == 0) co_return 0;
+  if (ahead_pos_ == ahead_end_) {
+    if (!read_ahead_ || buf.size() >= read_ahead_size) {
+      const std::size_t n = co_await recv_plain(buf);
+      co_return n;
+    }
+    const std::size_t filled = co_await fill_ahead();
+    if (filled == 0) co_return 0;
+  } else if (--read_budget_ == 0) {
+    // Bytes served from the read-ahead count against the budget too: a reader of a line whose
+    // bytes never run out still lets the thread's other lines run.
+    read_budget_ = sync_budget;
+    co_await asio::post(socket_.get_executor(), use_awaitable);
+  }
+  co_return take_ahead(buf);
+}
+
+awaitable<std::size_t> line_stream::recv_plain(asio::mutable_buffer buf) {
+  if (read_budget_ > 0) {
+    // The bytes are often there already (a payload behind its header, a reply): take them
+    // without a trip through the scheduler, which costs an epoll_wait(0) per completion.
+    --read_budget_;
+    error_code ec;
+    const std::size_t n = socket_.read_some(buf, ec);  // the socket is non-blocking
+    if (!ec) co_return n;
+    if (ec == asio::error::eof) co_return 0;
+    if (ec != asio::error::would_block) throw boost::system::system_error(ec);
+  }
+  read_budget_ = sync_budget;
+  auto [ec, n] = co_await socket_.async_read_some(buf, asio::as_tuple(use_awaitable));
+  if (ec == asio::error::eof) co_return 0;
+  if (ec) throw boost::system::system_error(ec);
+  co_return n;
+}
+
+awaitable<std::size_t> line_stream::fill_ahead() {
+  for (;;) {
+    if (read_budget_ > 0) {
+      --read_budget_;
+      lend_ahead();
+      error_code ec;
+      const std::size_t n = socket_.read_some(asio::buffer(ahead_.get(), read_ahead_size), ec);
+      if (!ec) {
+        ahead_end_ = n;
+        co_return n;
+      }
+      return_ahead();  // an idle line holds no buffer while it waits
+      if (ec == asio::error::eof) co_return 0;
+      if (ec != asio::error::would_block) throw boost::system::system_error(ec);
+    }
+    read_budget_ = sync_budget;
+    co_await socket_.async_wait(tcp::socket::wait_read, use_awaitable);
+  }
+}
+
+std::size_t line_stream::take_ahead(asio::mutable_buffer buf) {
+  const std::size_t n = std::min(buf.size(), ahead_end_ - ahead_pos_);
+  std::memcpy(buf.data(), ahead_.get() + ahead_pos_, n);
+  consume_buffered(n);
+  return n;
+}
+
+std::span<const std::uint8_t> line_stream::buffered_bytes() const {
+  if (ahead_pos_ == ahead_end_) return {};
+  return {ahead_.get() + ahead_pos_, ahead_end_ - ahead_pos_};
+}
+
+void line_stream::consume_buffered(std::size_t n) {
+  ahead_pos_ += std::min(n, ahead_end_ - ahead_pos_);
+  if (ahead_pos_ == ahead_end_) return_ahead();
+}
+
+void line_stream::lend_ahead() {
+  if (!ahead_) ahead_ = recycled<ahead_buffers>::take();
+  ahead_pos_ = ahead_end_ = 0;
+}
+
+void line_stream::return_ahead() noexcept {
+  ahead_pos_ = ahead_end_ = 0;
+  if (ahead_) recycled<ahead_buffers>::give_back(std::move(ahead_));
+}
+
+awaitable<boost::system::error_code> line_stream::wait_readable(asio::cancellation_slot slot) {
+  if (read_buffered()) co_return error_code{};
+  auto token = asio::bind_cancellation_slot(slot, asio::as_tuple(use_awaitable));
+  if (tls() || !read_ahead_) {
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, token);
+    co_return ec;
+  }
+  // Asio tries the read at once and, if the socket is empty, waits for it in the reactor.
+  lend_ahead();
+  auto [ec, n] =
+      co_await socket_.async_read_some(asio::buffer(ahead_.get(), read_ahead_size), token);
+  ahead_end_ = n;
+  if (n == 0) return_ahead();
+  read_budget_ = sync_budget;
+  // The end of the stream is for the read that follows to see (recv(2) returns 0 again).
+  if (ec == asio::error::eof) co_return error_code{};
+  co_return ec;
 }
 
 awaitable<void> line_stream::read_exact(asio::mutable_buffer buf) {

@@ -53,13 +53,35 @@ class line_stream {
     co_await write_all(std::span<const asio::const_buffer>(&buf, 1));
   }
 
-  // True if the TLS layer holds bytes a read_some would return without touching the socket. A
-  // reader that sees false may wait for readiness first (socket().async_wait(wait_read)), holding
-  // no read buffer or read coroutine while the line is idle.
+  // True if the line holds bytes a read_some would return without touching the socket (TLS
+  // records, or the plaintext read-ahead). A reader that sees false may wait for readiness first
+  // (socket().async_wait(wait_read)), holding no read buffer or read coroutine while the line is
+  // idle; one that reads the socket itself (splice) takes buffered_bytes() first.
   bool read_buffered() const {
+    if (ahead_pos_ < ahead_end_) return true;
     if (records_) return records_->readable();
     return ssl_ && SSL_has_pending(ssl_.get()) == 1;
   }
+
+  // Plaintext read-ahead, on by default: a read_some of fewer than read_ahead_size bytes (a frame
+  // header, a small payload) takes up to read_ahead_size bytes in one recv(2), so that a header
+  // and the small payload behind it cost one system call, and keeps the rest for the next reads.
+  // Off, reads take exactly what they ask for: the relay turns it off before the header of a
+  // frame whose payload it may splice, so that the payload stays in the socket. The buffer is
+  // lent from a per-thread pool only while it holds bytes (and while wait_readable waits).
+  static constexpr std::size_t read_ahead_size = 8192;
+  void set_read_ahead(bool on) { read_ahead_ = on; }
+  // The read-ahead's bytes: what the line delivers next, before anything still in the socket.
+  std::span<const std::uint8_t> buffered_bytes() const;
+  // Drops the first n of buffered_bytes() (n at most their number): a splicing reader sent them.
+  void consume_buffered(std::size_t n);
+
+  // Waits until a read_some would find bytes (or the end, or an error) without waiting, and
+  // returns the wait's error (operation_aborted if cancelled through `slot`). With read-ahead on,
+  // a plaintext line reads into its read-ahead buffer here (one recv(2) instead of a readiness
+  // wait, which costs Asio an epoll_ctl, and then a recv(2)); the buffer is held while waiting, so
+  // this is for paired lines and the agent's few lines, not for the relay's idle lines.
+  awaitable<boost::system::error_code> wait_readable(asio::cancellation_slot slot);
 
   // Moves the socket to the reactor of another executor (an io_context's): the relay offloads a
   // paired session to a forwarding thread and back. Operations pending on the old reactor
@@ -96,6 +118,17 @@ class line_stream {
                                 std::span<std::uint8_t> out);
   // Waits until the socket is ready for what OpenSSL asked for, or throws for a real error.
   awaitable<void> wait_for_ssl(int ssl_result, const char* what);
+  // Plaintext reads: from the read-ahead, into it, or straight into buf (read_some's contract).
+  awaitable<std::size_t> read_plain(asio::mutable_buffer buf);
+  // One read from the socket into buf, directly while the budget lasts, else through Asio.
+  awaitable<std::size_t> recv_plain(asio::mutable_buffer buf);
+  // Reads into the read-ahead buffer (empty before); returns the bytes read, 0 at the end of the
+  // stream. Waits for readiness without holding the buffer.
+  awaitable<std::size_t> fill_ahead();
+  // Copies read-ahead bytes into buf; gives the buffer back once it is empty.
+  std::size_t take_ahead(asio::mutable_buffer buf);
+  void lend_ahead();
+  void return_ahead() noexcept;
 
   // Plaintext reads and writes are first tried directly on the non-blocking socket; after
   // sync_budget such tries in a row one goes through Asio (and the scheduler's queue), so that a
@@ -113,6 +146,12 @@ class line_stream {
   std::unique_ptr<SSL, ssl_deleter> ssl_;         // null for plaintext, and once records_ is set
   std::unique_ptr<tls13::record_layer> records_;  // TLS after the handshake, without the SSL
   unsigned ssl_writes_ = 0;  // writes through the SSL in flight (at most one by the contract)
+  // Plaintext read-ahead: bytes [ahead_pos_, ahead_end_) of ahead_ are unread. ahead_ is set
+  // only while it holds bytes or a read into it is under way; pos == end otherwise.
+  std::unique_ptr<std::uint8_t[]> ahead_;
+  std::size_t ahead_pos_ = 0;
+  std::size_t ahead_end_ = 0;
+  bool read_ahead_ = true;
   unsigned read_budget_ = sync_budget;
   unsigned write_budget_ = sync_budget;
 };

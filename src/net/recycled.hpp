@@ -26,26 +26,30 @@ class recycled {
   recycled() : item_(take()) {}
   recycled(const recycled&) = delete;
   recycled& operator=(const recycled&) = delete;
-  ~recycled() {
-    auto& list = free_list();
-    if (list.size() < Pool::max_free && Pool::reusable(*item_)) list.push_back(std::move(*item_));
-  }
+  ~recycled() { give_back(std::move(*item_)); }
 
   type& operator*() { return *item_; }
   const type& operator*() const { return *item_; }
   type* operator->() { return &*item_; }
 
- private:
-  static std::vector<type>& free_list() {
-    thread_local std::vector<type> list;
-    return list;
-  }
+  // The same free list for an owner that keeps the object in a member of its own (a movable
+  // class cannot hold a recycled): take() an object, give_back() it when done.
   static type take() {
     auto& list = free_list();
     if (list.empty()) return Pool::make();
     type item = std::move(list.back());
     list.pop_back();
     return item;
+  }
+  static void give_back(type item) {
+    auto& list = free_list();
+    if (list.size() < Pool::max_free && Pool::reusable(item)) list.push_back(std::move(item));
+  }
+
+ private:
+  static std::vector<type>& free_list() {
+    thread_local std::vector<type> list;
+    return list;
   }
 
   std::optional<type> item_;  // engaged until destruction

@@ -6,17 +6,6 @@
 
 namespace switchboard::relay {
 
-namespace {
-// True if a plaintext line's socket already holds bytes: the next header is read at once, without
-// the readiness wait (an epoll_ctl and a trip through the reactor per frame). Not for TLS, where
-// bytes on the socket need not make a whole record, and the read would then wait uncancellably.
-bool bytes_waiting(net::line_stream& s) {
-  if (s.tls()) return false;
-  error_code ec;
-  return s.socket().available(ec) > 0 && !ec;
-}
-}  // namespace
-
 offload::offload(key, const std::shared_ptr<session>& s, line& starter, line& parked,
                  asio::any_io_executor control, asio::any_io_executor worker)
     : session_(s),
@@ -109,13 +98,14 @@ awaitable<void> offload::pump(side& from, side& to) {
   net::line_stream& out = to.owner->stream_;
   try {
     while (!stopping_) {
-      if (!in.read_buffered() && !bytes_waiting(in)) {
+      if (!in.read_buffered()) {
+        // On a plaintext line this reads the next frame (header and a small payload) into the
+        // line's read-ahead; what it read stays with the line if the stint ends here.
         from.waiting = true;
-        auto token =
-            asio::bind_cancellation_slot(from.cancel.slot(), asio::as_tuple(use_awaitable));
-        auto [ec] = co_await in.socket().async_wait(tcp::socket::wait_read, token);
+        const asio::cancellation_slot slot = from.cancel.slot();
+        const boost::system::error_code ec = co_await in.wait_readable(slot);
         from.waiting = false;
-        if (stopping_) break;  // nothing of the next frame has been read
+        if (stopping_) break;  // nothing of the next frame has been taken from the line
         if (ec) throw boost::system::system_error(ec);
       }
       const auto h = co_await net::read_header(in);
@@ -138,6 +128,9 @@ awaitable<void> offload::pump(side& from, side& to) {
       auto guard = co_await to.worker_mutex.lock();
       net::line_stream* dst = out.is_open() ? &out : nullptr;
       const bool delivered = co_await from.path_out->forward(in, dst, h->length, from.owner->live_);
+      // After a payload large enough to splice the next one may be large too: its header is
+      // then read alone, and the payload stays in the socket for splice(2).
+      in.set_read_ahead(h->length <= net::small_payload);
       if (dst && !delivered) {
         from.out.delivery_failed = true;
         break;
@@ -194,6 +187,7 @@ void offload::stop_pumps() {
 void offload::maybe_finish() {
   if (finished_ || pumps_running_ > 0 || writes_running_ > 0) return;
   finished_ = true;
+  for (side* s : {&a_, &b_}) s->owner->stream_.set_read_ahead(true);
   a_.owner->stream_.rebind(control_);
   b_.owner->stream_.rebind(control_);
   asio::post(control_, [self = shared_from_this()] { self->completed(); });

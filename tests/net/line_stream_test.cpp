@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <stdlib.h>
 
+#include <array>
 #include <filesystem>
 #include <iterator>
 #include <numeric>
@@ -411,6 +412,169 @@ TEST_F(LineStreamPlainTest, WritesAndReadsKeepOrderAcrossTheDirectAndTheAsioPath
   error_code ec;
   raw_.read_some(asio::buffer(&extra, 1), ec);
   EXPECT_EQ(ec, asio::error::eof);
+}
+
+// --- plaintext read-ahead ------------------------------------------------------------------------
+
+// Bytes [0, n) of a recognisable sequence.
+std::vector<std::uint8_t> counting(std::size_t n) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(i * 7 + 3);
+  return v;
+}
+
+class LineStreamReadAheadTest : public LineStreamPlainTest {
+ protected:
+  // Reads exactly `n` bytes with read_some calls of at most `piece` bytes.
+  std::vector<std::uint8_t> read_in_pieces(std::size_t n, std::size_t piece) {
+    std::vector<std::uint8_t> got;
+    asio::co_spawn(
+        io_,
+        [&]() -> awaitable<void> {
+          std::vector<std::uint8_t> buf(piece);
+          while (got.size() < n) {
+            const std::size_t want = std::min(piece, n - got.size());
+            const std::size_t k = co_await stream_->read_some(asio::buffer(buf.data(), want));
+            if (k == 0) co_return;
+            got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(k));
+          }
+        },
+        asio::detached);
+    io_.run();
+    io_.restart();
+    return got;
+  }
+  std::size_t in_socket() { return stream_->socket().available(); }
+};
+
+TEST_F(LineStreamReadAheadTest, ASmallReadTakesWhatFollowsInTheSameRecv) {
+  const auto data = counting(300);
+  asio::write(raw_, asio::buffer(data));
+  const auto head = read_in_pieces(4, 4);
+  ASSERT_EQ(head.size(), 4u);
+  EXPECT_TRUE(std::equal(head.begin(), head.end(), data.begin()));
+  // Everything else came with the header: the socket is empty, the line holds the rest.
+  EXPECT_EQ(in_socket(), 0u);
+  EXPECT_TRUE(stream_->read_buffered());
+  ASSERT_EQ(stream_->buffered_bytes().size(), 296u);
+  EXPECT_TRUE(std::equal(data.begin() + 4, data.end(), stream_->buffered_bytes().begin()));
+  const auto rest = read_in_pieces(296, 1000);
+  EXPECT_TRUE(std::equal(rest.begin(), rest.end(), data.begin() + 4));
+  EXPECT_FALSE(stream_->read_buffered());
+  EXPECT_TRUE(stream_->buffered_bytes().empty());
+}
+
+TEST_F(LineStreamReadAheadTest, OffItReadsExactlyWhatIsAskedFor) {
+  const auto data = counting(300);
+  asio::write(raw_, asio::buffer(data));
+  stream_->set_read_ahead(false);
+  const auto head = read_in_pieces(4, 4);
+  ASSERT_EQ(head.size(), 4u);
+  EXPECT_EQ(in_socket(), 296u);
+  EXPECT_FALSE(stream_->read_buffered());
+}
+
+TEST_F(LineStreamReadAheadTest, AReadOfAtLeastTheReadAheadSizeGoesStraightToTheCaller) {
+  const auto data = counting(line_stream::read_ahead_size * 3);
+  asio::write(raw_, asio::buffer(data));
+  const auto first = read_in_pieces(line_stream::read_ahead_size, line_stream::read_ahead_size);
+  EXPECT_FALSE(stream_->read_buffered());
+  EXPECT_EQ(in_socket(), data.size() - first.size());
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), data.begin()));
+}
+
+TEST_F(LineStreamReadAheadTest, ConsumedBytesAreSkippedAndTheRestStaysInOrder) {
+  const auto data = counting(100);
+  asio::write(raw_, asio::buffer(data));
+  read_in_pieces(4, 4);
+  stream_->consume_buffered(10);
+  ASSERT_EQ(stream_->buffered_bytes().size(), 86u);
+  EXPECT_EQ(stream_->buffered_bytes()[0], data[14]);
+  stream_->consume_buffered(1000);  // more than held: all of it
+  EXPECT_FALSE(stream_->read_buffered());
+  const auto later = counting(20);
+  asio::write(raw_, asio::buffer(later));
+  const auto got = read_in_pieces(20, 4);
+  EXPECT_EQ(got, later);
+}
+
+TEST_F(LineStreamReadAheadTest, ManySmallReadsOfAHeldStreamStillLetOthersRun) {
+  // Served from the read-ahead, 100-byte reads of 256 KiB never wait; the budget still yields.
+  const std::vector<std::uint8_t> data(256 * 1024, 0x33);
+  asio::write(raw_, asio::buffer(data));
+  std::size_t reads = 0;
+  std::size_t reads_when_other_ran = 0;
+  asio::co_spawn(
+      io_,
+      [&]() -> awaitable<void> {
+        std::array<std::uint8_t, 100> buf{};
+        std::size_t got = 0;
+        while (got < data.size()) {
+          got += co_await stream_->read_some(asio::buffer(buf));
+          ++reads;
+        }
+      },
+      asio::detached);
+  asio::post(io_, [&] { reads_when_other_ran = reads; });
+  io_.run();
+  EXPECT_GE(reads, data.size() / 100);
+  EXPECT_LE(reads_when_other_ran, 64u) << "of " << reads << " reads";
+}
+
+TEST_F(LineStreamReadAheadTest, WaitReadableReadsAheadAndTheNextReadTakesIt) {
+  boost::system::error_code waited = asio::error::would_block;
+  asio::co_spawn(
+      io_,
+      [&]() -> awaitable<void> {
+        waited = co_await stream_->wait_readable(asio::cancellation_slot());
+      },
+      asio::detached);
+  io_.poll();  // the wait is pending: nothing to read yet
+  io_.restart();
+  EXPECT_EQ(waited, asio::error::would_block);
+  EXPECT_FALSE(stream_->read_buffered());
+  const auto data = counting(64);
+  asio::write(raw_, asio::buffer(data));
+  io_.run();
+  io_.restart();
+  EXPECT_FALSE(waited) << waited.message();
+  EXPECT_TRUE(stream_->read_buffered());
+  EXPECT_EQ(in_socket(), 0u);
+  EXPECT_EQ(read_in_pieces(64, 64), data);
+}
+
+TEST_F(LineStreamReadAheadTest, ACancelledWaitTakesNothingFromTheLine) {
+  asio::cancellation_signal cancel;
+  boost::system::error_code waited;
+  asio::co_spawn(
+      io_, [&]() -> awaitable<void> { waited = co_await stream_->wait_readable(cancel.slot()); },
+      asio::detached);
+  io_.poll();
+  cancel.emit(asio::cancellation_type::terminal);
+  io_.run();
+  io_.restart();
+  EXPECT_EQ(waited, asio::error::operation_aborted);
+  EXPECT_FALSE(stream_->read_buffered());
+  const auto data = counting(32);
+  asio::write(raw_, asio::buffer(data));
+  EXPECT_EQ(read_in_pieces(32, 4), data);
+}
+
+TEST_F(LineStreamReadAheadTest, WaitReadableAtTheEndLeavesTheEndToTheRead) {
+  raw_.shutdown(tcp::socket::shutdown_send);
+  boost::system::error_code waited = asio::error::would_block;
+  std::size_t n = 99;
+  asio::co_spawn(
+      io_,
+      [&]() -> awaitable<void> {
+        waited = co_await stream_->wait_readable(asio::cancellation_slot());
+        std::array<std::uint8_t, 4> buf{};
+        n = co_await stream_->read_some(asio::buffer(buf));
+      },
+      asio::detached);
+  io_.run();
+  EXPECT_FALSE(waited) << waited.message();
+  EXPECT_EQ(n, 0u);
 }
 
 }  // namespace

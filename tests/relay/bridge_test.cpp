@@ -11,6 +11,7 @@
 namespace switchboard::test {
 namespace {
 
+namespace p = protocol;
 constexpr std::size_t MiB = 1024 * 1024;
 
 class Bridge : public ::testing::TestWithParam<transport> {};
@@ -156,6 +157,52 @@ TEST_P(Bridge, ManySmallRoundTripsThroughBothBridges) {
       co_await asio::async_read(client, asio::buffer(buf.data(), msg.size()), use_awaitable);
       CO_ASSERT_TRUE(std::equal(msg.begin(), msg.end(), buf.begin()));
     }
+  });
+}
+
+// A raw caller sends many DATA frames and EOF in one write to bob's expose bridge: bob's line
+// reads a small frame's header with what follows it (read-ahead), so on a plaintext line the
+// next, large payload starts in user space and ends in the socket, where the bridge splices it
+// from. The local service must see every byte once, in order.
+TEST(Bridge, FramesArrivingTogetherReachTheLocalServiceInOrder) {
+  relay_env env(transport::plaintext);
+  digest_server service(env.io, {});
+  env.run([&]() -> awaitable<void> {
+    std::map<std::string, net::host_port> services;
+    services["digest"] = net::host_port{"127.0.0.1", service.port()};
+    auto bob = env.make_agent("bob");
+    bob->set_incoming(agent::expose_services(services));
+    co_await start_and_settle(bob, 2);
+    auto alice = co_await raw_client::connect(env.endpoint);
+    co_await alice.login("alice", password_of("alice"));
+    const p::demand d("bob", "digest");
+    co_await alice.send(d);
+    co_await alice.expect<p::connected>();
+    std::vector<std::uint8_t> sent;
+    std::vector<std::uint8_t> wire;
+    std::uint64_t seed = 900;
+    for (const std::size_t n : {5, 100'000, 3, 4096, 4097, 70'000, 1, 9000, 2}) {
+      const auto part = random_bytes(n, seed++);
+      const auto h = p::encode_header(p::frame_type::data, static_cast<std::uint32_t>(n));
+      wire.insert(wire.end(), h.begin(), h.end());
+      wire.insert(wire.end(), part.begin(), part.end());
+      sent.insert(sent.end(), part.begin(), part.end());
+    }
+    const auto eof = p::encode(p::eof{});
+    wire.insert(wire.end(), eof.begin(), eof.end());
+    co_await alice.send_bytes(wire);
+    // The answer: "<size> <sha256>\n" of what the service read, then EOF.
+    std::vector<std::uint8_t> answer;
+    for (;;) {
+      auto f = co_await alice.read(10s);
+      CO_ASSERT_TRUE(f.has_value());
+      if (f->type == p::frame_type::eof) break;
+      if (f->type != p::frame_type::data)
+        fail_at(std::source_location::current(), "unexpected frame " + describe(*f));
+      answer.insert(answer.end(), f->payload.begin(), f->payload.end());
+    }
+    const auto expected = std::to_string(sent.size()) + " " + sha256_hex(sent) + "\n";
+    EXPECT_EQ(text_of(answer), expected);
   });
 }
 

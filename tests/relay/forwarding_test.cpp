@@ -301,6 +301,35 @@ TEST(Forwarding, RawFramesTravelUnchangedAndPingIsAnsweredLocally) {
   });
 }
 
+// Frames that reach the relay in one segment: the relay reads a small frame's header with what
+// follows it (its read-ahead), so the next, large frame starts in user space and ends in the
+// socket, where it is spliced from. Sent four times, so that the session's later rounds run on a
+// forwarding thread. Every frame must arrive whole, in order, with its boundaries.
+TEST(Forwarding, FramesArrivingTogetherAreForwardedWholeAcrossCopyAndSplice) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto [alice, bob] = co_await paired_raw(env.endpoint);
+    const std::size_t sizes[] = {5, 100'000, 3, 4096, 4097, 70'000, 1, 9000, 2};
+    std::uint64_t seed = 500;
+    for (int round = 0; round < 4; ++round) {
+      std::vector<std::vector<std::uint8_t>> payloads;
+      std::vector<std::uint8_t> wire;
+      for (const std::size_t n : sizes) {
+        payloads.push_back(random_bytes(n, seed++));
+        const auto h = p::encode_header(p::frame_type::data, static_cast<std::uint32_t>(n));
+        wire.insert(wire.end(), h.begin(), h.end());
+        wire.insert(wire.end(), payloads.back().begin(), payloads.back().end());
+      }
+      co_await alice.send_bytes(wire);
+      for (const auto& want : payloads) {
+        const auto got = co_await bob.expect_data();
+        CO_ASSERT_EQ(got.size(), want.size());
+        CO_ASSERT_TRUE(got == want);
+      }
+    }
+  });
+}
+
 TEST(Forwarding, DataBeforePairingIsAProtocolError) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
