@@ -150,18 +150,34 @@ awaitable<void> agent::maintain() {
         if (!token_) break;
       }
     }
-    std::size_t vacant = 0;
-    for (const auto& l : lines_) vacant += l->state() == line_state::vacant;
-    for (const auto& l : lines_) {
-      if (vacant <= opts_.vacant_lines) break;
-      if (l->state() == line_state::vacant && now - l->vacant_since() > opts_.surplus_idle) {
-        l->retire();
-        --vacant;
-      }
-    }
-    const auto wake = std::max(next_attempt_, now + std::chrono::milliseconds(10));
-    co_await pool_changed_.wait_until(std::min(wake, now + std::chrono::seconds(1)));
+    ++stats_.maintenance_passes;
+    const auto retire_next = retire_surplus(now);
+    // No polling: every change of a line wakes this loop (line_changed), so it sleeps until the
+    // back-off ends, the next surplus line has idled long enough, or at most a second (10 ms at
+    // least, so that a time just past cannot make it spin).
+    auto wake = now + std::chrono::seconds(1);
+    if (next_attempt_ > now) wake = std::min(wake, next_attempt_);
+    if (retire_next) wake = std::min(wake, *retire_next);
+    co_await pool_changed_.wait_until(std::max(wake, now + std::chrono::milliseconds(10)));
   }
+}
+
+std::optional<clock::time_point> agent::retire_surplus(clock::time_point now) {
+  std::size_t vacant = 0;
+  for (const auto& l : lines_) vacant += l->state() == line_state::vacant;
+  std::optional<clock::time_point> next;
+  for (const auto& l : lines_) {
+    if (vacant <= opts_.vacant_lines) break;
+    if (l->state() != line_state::vacant) continue;
+    const auto due = l->vacant_since() + opts_.surplus_idle;
+    if (now > due) {
+      l->retire();
+      --vacant;
+    } else if (!next || due < *next) {
+      next = due;
+    }
+  }
+  return next;
 }
 
 awaitable<void> agent::wait_ready() {

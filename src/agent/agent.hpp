@@ -62,6 +62,9 @@ struct agent_stats {
   std::uint64_t token_logins = 0;
   std::uint64_t lines_lost = 0;  // lines that died or were replaced
   std::uint64_t sessions = 0;    // calls placed plus calls accepted
+  // Passes of the pool's maintenance loop: one per change of a line, per back-off or surplus
+  // deadline, and at most one per second otherwise (an idle agent does not poll).
+  std::uint64_t maintenance_passes = 0;
   std::size_t lines_open = 0;
   std::size_t lines_vacant = 0;
 };
@@ -108,6 +111,10 @@ class agent : public std::enable_shared_from_this<agent> {
 
  private:
   awaitable<void> maintain();
+  // Retires vacant lines beyond vacant_lines that have been idle for surplus_idle; returns when
+  // the next of the others becomes due, if any.
+  std::optional<std::chrono::steady_clock::time_point> retire_surplus(
+      std::chrono::steady_clock::time_point now);
   awaitable<std::shared_ptr<agent_line>> vacant_line();
   std::chrono::milliseconds next_backoff();
   std::size_t count_ready_or_coming() const;

@@ -72,6 +72,26 @@ TEST_P(Lines, SurplusVacantLineIsClosedAfterItsIdleTime) {
   });
 }
 
+// An idle agent does not poll its pool: its maintenance loop runs when a line changes, when a
+// back-off or a surplus line's idle time ends, and otherwise once a second (it ran every 10 ms,
+// about 100 wake-ups a second per idle device).
+TEST_P(Lines, AnIdleAgentWakesAtMostOnceASecond) {
+  relay_env env(GetParam());
+  env.run([&]() -> awaitable<void> {
+    auto bob = env.make_agent("bob");
+    bob->set_incoming(echo_handler());
+    co_await start_and_settle(bob, 2);
+    const auto before = bob->stats().maintenance_passes;
+    asio::steady_timer idle(env.io);
+    idle.expires_after(2s);
+    co_await idle.async_wait(use_awaitable);
+    const auto passes = bob->stats().maintenance_passes - before;
+    EXPECT_GE(passes, 1u) << "the loop still runs once a second";
+    EXPECT_LE(passes, 4u) << "the pool is polled";
+    EXPECT_EQ(bob->stats().lines_vacant, 2u);
+  });
+}
+
 TEST(Lines, MaxLinesIsEnforcedWithTooManyLines) {
   relay_env env;
   env.users->set_max_lines("bob", 2);
