@@ -120,7 +120,8 @@ std::chrono::milliseconds agent::next_backoff() {
   const unsigned shift = std::min(failures_++, 16u);
   const auto base = std::min(opts_.backoff_initial * (1u << shift), opts_.backoff_max);
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
-  return std::chrono::milliseconds(static_cast<long>(base.count() * jitter(rng_)));
+  return std::chrono::milliseconds(
+      static_cast<long>(static_cast<double>(base.count()) * jitter(rng_)));
 }
 
 std::size_t agent::count_ready_or_coming() const {

@@ -15,7 +15,8 @@ namespace p = protocol;
 using p::error_code;
 
 namespace {
-constexpr std::size_t max_frame_write = 256 * 1024;  // DATA frames we send (limit is 1 MiB)
+constexpr std::size_t max_frame_write =
+    std::size_t{256} * 1024;  // DATA frames we send (limit is 1 MiB)
 
 boost::system::system_error line_gone(const std::string& why) {
   return boost::system::system_error(asio::error::broken_pipe, why);

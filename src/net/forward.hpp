@@ -39,7 +39,7 @@ struct liveness {
 };
 
 // Bytes one direction may hold between reading and writing (pipe capacity or chunk size).
-constexpr std::size_t forward_chunk = 256 * 1024;
+constexpr std::size_t forward_chunk = std::size_t{256} * 1024;
 
 class forward_path {
  public:

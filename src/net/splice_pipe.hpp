@@ -50,7 +50,7 @@ class splice_pipe {
 // still holds bytes (its destination failed) is closed, never handed on.
 struct pipe_pool {
   using type = splice_pipe;
-  static constexpr std::size_t capacity = 256 * 1024;
+  static constexpr std::size_t capacity = std::size_t{256} * 1024;
   static constexpr std::size_t max_free = 16;  // 32 descriptors per thread
   static splice_pipe make() { return splice_pipe(capacity); }
   static bool reusable(const splice_pipe& p) { return p.held() == 0; }
