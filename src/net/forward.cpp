@@ -16,6 +16,14 @@ forward_path::forward_path(bool splice) {
 
 awaitable<bool> forward_path::forward(line_stream& from, line_stream* to, std::uint32_t length,
                                       liveness& from_state) {
+  const bool delivered = co_await forward_payload(from, to, length, from_state);
+  // The next payload is likely as large as this one (bulk transfer comes in full frames).
+  from.set_read_ahead(!splicing() || length <= small_payload);
+  co_return delivered;
+}
+
+awaitable<bool> forward_path::forward_payload(line_stream& from, line_stream* to,
+                                              std::uint32_t length, liveness& from_state) {
   // Once a splicing destination broke, payloads are only dropped.
   if (broken_) to = nullptr;
   if (!splicing() || !to || length <= small_payload) {

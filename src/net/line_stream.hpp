@@ -66,11 +66,13 @@ class line_stream {
   // Plaintext read-ahead, on by default: a read_some of fewer than read_ahead_size bytes (a frame
   // header, a small payload) takes up to read_ahead_size bytes in one recv(2), so that a header
   // and the small payload behind it cost one system call, and keeps the rest for the next reads.
-  // Off, reads take exactly what they ask for: the relay turns it off before the header of a
-  // frame whose payload it may splice, so that the payload stays in the socket. The buffer is
-  // lent from a per-thread pool only while it holds bytes (and while wait_readable waits).
+  // Off, reads take exactly what they ask for: forward_path::forward turns it off before the
+  // header of a frame whose payload it may splice, so that the payload stays in the socket. The
+  // buffer is lent from a per-thread pool only while it holds bytes (and while wait_readable
+  // waits).
   static constexpr std::size_t read_ahead_size = 8192;
   void set_read_ahead(bool on) { read_ahead_ = on; }
+  bool read_ahead() const { return read_ahead_; }
   // The read-ahead's bytes: what the line delivers next, before anything still in the socket.
   std::span<const std::uint8_t> buffered_bytes() const;
   // Drops the first n of buffered_bytes() (n at most their number): a splicing reader sent them.

@@ -613,6 +613,7 @@ awaitable<void> line::on_data(std::uint32_t length) {
 
 void line::detach_session() {
   if (!session_) return;
+  stream_.set_read_ahead(true);  // forwarding may have turned it off; control frames come next
   if (session_->caller.get() == this) session_->caller.reset();
   if (session_->target.get() == this) session_->target.reset();
   session_.reset();

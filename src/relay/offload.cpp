@@ -127,10 +127,8 @@ awaitable<void> offload::pump(side& from, side& to) {
       }
       auto guard = co_await to.worker_mutex.lock();
       net::line_stream* dst = out.is_open() ? &out : nullptr;
+      // Sets the line's read-ahead for the next header (net::forward_path::forward).
       const bool delivered = co_await from.path_out->forward(in, dst, h->length, from.owner->live_);
-      // After a payload large enough to splice the next one may be large too: its header is
-      // then read alone, and the payload stays in the socket for splice(2).
-      in.set_read_ahead(h->length <= net::small_payload);
       if (dst && !delivered) {
         from.out.delivery_failed = true;
         break;
@@ -187,7 +185,6 @@ void offload::stop_pumps() {
 void offload::maybe_finish() {
   if (finished_ || pumps_running_ > 0 || writes_running_ > 0) return;
   finished_ = true;
-  for (side* s : {&a_, &b_}) s->owner->stream_.set_read_ahead(true);
   a_.owner->stream_.rebind(control_);
   b_.owner->stream_.rebind(control_);
   asio::post(control_, [self = shared_from_this()] { self->completed(); });
