@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "net/framed.hpp"
@@ -22,6 +24,13 @@ boost::system::system_error line_gone(const std::string& why) {
   return boost::system::system_error(asio::error::broken_pipe, why);
 }
 }  // namespace
+
+std::size_t session_core::take_inbox(asio::mutable_buffer buf) {
+  const std::size_t n = std::min(buf.size(), inbox.size() - inbox_pos);
+  std::memcpy(buf.data(), inbox.data() + inbox_pos, n);
+  inbox_pos += n;
+  return n;
+}
 
 agent_line::agent_line(std::shared_ptr<agent> owner)
     : owner_(std::move(owner)),
@@ -308,6 +317,18 @@ awaitable<void> agent_line::on_data(std::uint32_t length) {
   if (state_ != line_state::paired || !s || s->ended) {
     co_return co_await net::skip_payload(*stream_, length);  // after our RELEASE: discarded
   }
+  if (const auto held = stream_->buffered_bytes();
+      length <= net::small_payload && held.size() >= length && s->inbox_empty()) {
+    // The whole payload came with its header: hand it over and read on.
+    s->inbox.assign(held.begin(), held.begin() + length);
+    s->inbox_pos = 0;
+    stream_->consume_buffered(length);
+    data_ready_.set();
+    // The application runs first (often to answer); the wait for the next frame comes after it,
+    // unless that frame is here already.
+    if (!stream_->read_buffered()) co_await asio::post(owner_->executor(), use_awaitable);
+    co_return;
+  }
   pending_data_ = length;
   data_ready_.set();
   while (pending_data_ > 0 && !s->ended && state_ != line_state::dead) {
@@ -401,6 +422,7 @@ awaitable<void> agent_line::answer(p::incoming m) {
 awaitable<std::size_t> agent_line::read_payload(session_core& s, asio::mutable_buffer buf) {
   auto self = shared_from_this();
   for (;;) {
+    if (buf.size() > 0 && !s.inbox_empty()) co_return s.take_inbox(buf);
     if (!current(s) || state_ == line_state::dead) co_return 0;
     if (pending_data_ > 0) {
       const std::size_t want = std::min<std::size_t>(buf.size(), pending_data_);
@@ -438,6 +460,19 @@ awaitable<std::size_t> agent_line::splice_payload(session_core& s, tcp::socket& 
       if (const std::size_t put = pipe.drain(sink.native_handle(), false); put > 0) co_return put;
       co_await sink.async_wait(tcp::socket::wait_write, use_awaitable);
       continue;
+    }
+    if (!s.inbox_empty()) {
+      // A small payload the line's reader took whole (session_core::inbox): sent as it is.
+      boost::system::error_code ec;
+      const std::size_t put = sink.write_some(
+          asio::buffer(s.inbox.data() + s.inbox_pos, s.inbox.size() - s.inbox_pos), ec);
+      if (ec == asio::error::would_block) {
+        co_await sink.async_wait(tcp::socket::wait_write, use_awaitable);
+        continue;
+      }
+      if (ec) throw boost::system::system_error(ec);
+      s.inbox_pos += put;
+      co_return put;
     }
     if (!current(s) || state_ == line_state::dead) co_return 0;
     if (pending_data_ > 0 && stream_->read_buffered()) {
@@ -515,6 +550,8 @@ awaitable<void> agent_line::end_session(session_core& s, error_code code, std::s
   if (!current(s) || s.ended || state_ != line_state::paired) co_return;
   s.ended = termination{code, message.empty() ? "closed locally" : message};
   state_ = line_state::releasing;
+  s.inbox.clear();  // what the application did not read is dropped
+  s.inbox_pos = 0;
   data_consumed_.set();  // the reader drops what the application did not read
   auto guard = co_await write_mutex_.lock();
   if (state_ == line_state::dead) co_return;

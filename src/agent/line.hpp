@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/agent.hpp"
 #include "net/async_mutex.hpp"
@@ -30,6 +31,17 @@ struct session_core {
   std::optional<termination> ended;
   bool eof_received = false;  // the peer half-closed
   bool eof_sent = false;
+  // A small DATA payload (at most net::small_payload bytes) that the line's reader found whole in
+  // its read-ahead and took out, so that it could go on to the next frame at once instead of
+  // waiting for the application (one scheduler turn less per message). The application reads
+  // [inbox_pos, inbox.size()) before anything else. It holds at most one frame: a frame that
+  // comes while it is not empty waits in the line as before, so flow control stays end to end.
+  // Its capacity is kept for the session's next small frames: no allocation per frame.
+  std::vector<std::uint8_t> inbox;
+  std::size_t inbox_pos = 0;
+  bool inbox_empty() const { return inbox_pos == inbox.size(); }
+  // Copies what the inbox holds into `buf`, as much as fits; returns how many bytes.
+  std::size_t take_inbox(asio::mutable_buffer buf);
 };
 
 class agent_line : public std::enable_shared_from_this<agent_line> {
@@ -90,7 +102,7 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   std::optional<net::line_stream> stream_;
   net::async_mutex write_mutex_;
   net::event reply_ready_;    // CONNECTED / FAIL / PEERS arrived, or the line died
-  net::event data_ready_;     // DATA header, EOF, TERMINATE arrived, or the line died
+  net::event data_ready_;     // DATA header or inbox, EOF, TERMINATE arrived, or the line died
   net::event data_consumed_;  // the application took the pending payload
   asio::steady_timer keepalive_timer_;
   line_state state_ = line_state::connecting;

@@ -1,7 +1,8 @@
 // A relayed byte stream: what call() returns and what an incoming handler is given.
 //
 // Flow control is end to end: read_some() pulls payload bytes straight from the line's socket
-// when the application asks, so a slow reader slows the sender through the relay.
+// when the application asks, so a slow reader slows the sender through the relay. (At most the
+// line's read-ahead and one small frame in the session's inbox are read before it asks.)
 // A session is a handle to a paired line; the line goes back to the vacant pool after close()
 // (or the handle's destruction) once the relay confirms with RELEASED.
 #pragma once

@@ -173,21 +173,8 @@ TEST(Bridge, FramesArrivingTogetherReachTheLocalServiceInOrder) {
     auto bob = env.make_agent("bob");
     bob->set_incoming(agent::expose_services(services));
     co_await start_and_settle(bob, 2);
-    auto alice = co_await raw_client::connect(env.endpoint);
-    co_await alice.login("alice", password_of("alice"));
-    const p::demand d("bob", "digest");
-    co_await alice.send(d);
-    co_await alice.expect<p::connected>();
-    std::vector<std::uint8_t> sent;
-    std::vector<std::uint8_t> wire;
-    std::uint64_t seed = 900;
-    for (const std::size_t n : {5, 100'000, 3, 4096, 4097, 70'000, 1, 9000, 2}) {
-      const auto part = random_bytes(n, seed++);
-      const auto h = p::encode_header(p::frame_type::data, static_cast<std::uint32_t>(n));
-      wire.insert(wire.end(), h.begin(), h.end());
-      wire.insert(wire.end(), part.begin(), part.end());
-      sent.insert(sent.end(), part.begin(), part.end());
-    }
+    auto alice = co_await raw_call(env.endpoint, "bob", "digest");
+    auto [wire, sent] = data_frames({5, 100'000, 3, 4096, 4097, 70'000, 1, 9000, 2}, 900);
     const auto eof = p::encode(p::eof{});
     wire.insert(wire.end(), eof.begin(), eof.end());
     co_await alice.send_bytes(wire);

@@ -42,6 +42,19 @@ awaitable<bool> poll_until(std::function<bool()> cond, milliseconds limit) {
 
 // ---- data ------------------------------------------------------------------------------------
 
+data_train data_frames(std::initializer_list<std::size_t> sizes, std::uint64_t seed) {
+  data_train t;
+  for (const std::size_t n : sizes) {
+    const auto part = random_bytes(n, seed++);
+    const auto h =
+        protocol::encode_header(protocol::frame_type::data, static_cast<std::uint32_t>(n));
+    t.wire.insert(t.wire.end(), h.begin(), h.end());
+    t.wire.insert(t.wire.end(), part.begin(), part.end());
+    t.payload.insert(t.payload.end(), part.begin(), part.end());
+  }
+  return t;
+}
+
 std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed) {
   std::mt19937_64 gen(seed);
   std::vector<std::uint8_t> out(n);
@@ -496,6 +509,15 @@ awaitable<raw_pair> paired_raw(tcp::endpoint relay) {
   co_await alice.login("alice", password_of("alice"));
   co_await pair_raw(alice, bob);
   co_return raw_pair{std::move(alice), std::move(bob)};
+}
+
+awaitable<raw_client> raw_call(tcp::endpoint relay, std::string target, std::string service) {
+  auto alice = co_await raw_client::connect(relay);
+  co_await alice.login("alice", password_of("alice"));
+  const protocol::demand d(std::move(target), std::move(service));
+  co_await alice.send(d);
+  co_await alice.expect<protocol::connected>();
+  co_return alice;
 }
 
 // ---- mute relay ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <list>
 #include <memory>
 #include <optional>
@@ -111,6 +112,14 @@ std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed);
 std::vector<std::uint8_t> bytes_of(std::string_view text);
 std::string text_of(std::span<const std::uint8_t> bytes);
 std::string sha256_hex(std::span<const std::uint8_t> bytes);
+
+// DATA frames with pseudo-random payloads of the given sizes (seeds seed, seed + 1, ...), back to
+// back: what goes on the wire, and the payload bytes they carry.
+struct data_train {
+  std::vector<std::uint8_t> wire;
+  std::vector<std::uint8_t> payload;
+};
+data_train data_frames(std::initializer_list<std::size_t> sizes, std::uint64_t seed);
 
 // ---- the relay under test --------------------------------------------------------------------
 
@@ -334,6 +343,9 @@ struct raw_pair {
   raw_client bob;
 };
 awaitable<raw_pair> paired_raw(tcp::endpoint relay);
+
+// alice on one raw line, logged in, having called target:service (an agent) and got CONNECTED.
+awaitable<raw_client> raw_call(tcp::endpoint relay, std::string target, std::string service);
 
 // A writer stuck on its peer's flow control: `c` sends 64 KiB DATA frames until `stop`, adding
 // each to `sent`; until_stalled() returns once `sent` has not grown for 300 ms (or after 20 s).

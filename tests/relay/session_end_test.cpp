@@ -291,5 +291,81 @@ TEST(SessionEnd, RawLineIsReusedAfterReleased) {
   });
 }
 
+// ---- what comes before the end ----------------------------------------------------------------
+
+// What bob's reader got: every byte, in the order read, and how the session ended.
+struct read_log {
+  std::vector<std::uint8_t> bytes;
+  std::optional<agent::termination> ended;
+  bool done = false;
+};
+
+// Waits 300 ms (the caller's frames are all in the line by then), then reads with read_some()
+// calls of at most `piece` bytes until 0.
+agent::incoming_handler piecewise_reader(std::shared_ptr<read_log> log, std::size_t piece) {
+  return [log, piece](agent::incoming_call) -> awaitable<agent::answer> {
+    agent::answer a;
+    a.serve = [log, piece](agent::session s) -> awaitable<void> {
+      asio::steady_timer late(co_await asio::this_coro::executor, 300ms);
+      co_await late.async_wait(use_awaitable);
+      std::vector<std::uint8_t> buf(piece);
+      for (;;) {
+        const std::size_t n = co_await s.read_some(asio::buffer(buf));
+        if (n == 0) break;
+        log->bytes.insert(log->bytes.end(), buf.begin(), buf.begin() + static_cast<long>(n));
+      }
+      log->ended = s.terminated();
+      log->done = true;
+    };
+    co_return a;
+  };
+}
+
+// A raw caller sends many DATA frames, small ones among them, and then EOF or TERMINATE, all in
+// one write. On a plaintext line bob's line reader finds a small payload whole behind its header
+// and hands it to the session's inbox (agent/line.hpp) so that it can read on; it may then read
+// the end of the session before the application has read that payload. The application must
+// still read every byte once and in order, and only then see the end. The reader starts late, so
+// that the line holds the frames and the end at once. Reads of 7 bytes take a payload in pieces;
+// reads of 64 KiB take each payload in one piece. The last two payloads are small and follow a
+// large one: the line's reader reads the header after a large payload alone and hands that frame
+// over only once the application has read everything before it, so the last payload finds the
+// inbox empty, comes with the end in one read, and waits in the inbox while the end is handled.
+void expect_everything_before_the_end(std::size_t piece, bool terminate) {
+  relay_env env;  // plaintext: raw_client speaks no TLS, and TLS lines have no read-ahead
+  auto log = std::make_shared<read_log>();
+  env.run([&]() -> awaitable<void> {
+    auto bob = env.make_agent("bob");
+    bob->set_incoming(piecewise_reader(log, piece));
+    co_await start_and_settle(bob, 2);
+    auto alice = co_await raw_call(env.endpoint, "bob", "any");
+    auto [wire, sent] =
+        data_frames({64, 1, 4096, 10, 4097, 64, 64, 30'000, 200, 3, 9000, 10, 64}, 300);
+    const auto end = terminate ? p::encode(p::terminate(err::service_unavailable, "that was all"))
+                               : p::encode(p::eof{});
+    wire.insert(wire.end(), end.begin(), end.end());
+    co_await alice.send_bytes(wire);
+    CO_WAIT_UNTIL(log->done, 10s);
+    EXPECT_EQ(log->bytes.size(), sent.size());
+    EXPECT_TRUE(log->bytes == sent);
+    if (terminate) {
+      CO_ASSERT_TRUE(log->ended.has_value());
+      EXPECT_EQ(log->ended->code, err::service_unavailable);
+    } else {
+      EXPECT_FALSE(log->ended.has_value());  // EOF: a half-close, the session goes on
+    }
+  });
+}
+
+TEST(SessionEnd, SmallFramesAheadOfTerminateAreAllReadFirst) {
+  expect_everything_before_the_end(7, true);
+  expect_everything_before_the_end(64 * 1024, true);
+}
+
+TEST(SessionEnd, SmallFramesAheadOfEofAreAllReadFirst) {
+  expect_everything_before_the_end(7, false);
+  expect_everything_before_the_end(64 * 1024, false);
+}
+
 }  // namespace
 }  // namespace switchboard::test
