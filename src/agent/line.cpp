@@ -288,6 +288,7 @@ void agent_line::handle(const p::message& m) {
   } else if (std::holds_alternative<p::released>(m)) {
     if (state_ != line_state::releasing) throw p::protocol_violation("RELEASED without RELEASE");
     current_.reset();
+    stream_->set_read_ahead(true);  // the session's last payload may have turned it off
     set_state(line_state::vacant);
   } else {
     throw p::protocol_violation(std::string("unexpected ") + p::frame_name(p::type_of(m)));
@@ -315,6 +316,7 @@ awaitable<void> agent_line::on_data(std::uint32_t length) {
   stream_->set_read_ahead(length <= net::small_payload);
   auto s = current_;
   if (state_ != line_state::paired || !s || s->ended) {
+    stream_->set_read_ahead(true);                           // nothing of it is spliced
     co_return co_await net::skip_payload(*stream_, length);  // after our RELEASE: discarded
   }
   if (const auto held = stream_->buffered_bytes();
@@ -421,8 +423,9 @@ awaitable<void> agent_line::answer(p::incoming m) {
 
 awaitable<std::size_t> agent_line::read_payload(session_core& s, asio::mutable_buffer buf) {
   auto self = shared_from_this();
+  if (buf.size() == 0) co_return 0;
   for (;;) {
-    if (buf.size() > 0 && !s.inbox_empty()) co_return s.take_inbox(buf);
+    if (!s.inbox_empty()) co_return s.take_inbox(buf);
     if (!current(s) || state_ == line_state::dead) co_return 0;
     if (pending_data_ > 0) {
       const std::size_t want = std::min<std::size_t>(buf.size(), pending_data_);

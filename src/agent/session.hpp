@@ -38,7 +38,8 @@ class session {
   session& operator=(const session&) = delete;
   ~session();  // closes the session if still open
 
-  // Some bytes, or 0 when the peer sent EOF or the session ended (see terminated()).
+  // Some bytes, or 0 when the peer sent EOF or the session ended (see terminated()). A buffer of
+  // size 0 reads nothing and returns 0 at once.
   awaitable<std::size_t> read_some(asio::mutable_buffer buf);
   // All bytes, as DATA frames. Throws system_error(broken_pipe) once the session has ended.
   awaitable<void> write(asio::const_buffer buf);

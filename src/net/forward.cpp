@@ -17,8 +17,10 @@ forward_path::forward_path(bool splice) {
 awaitable<bool> forward_path::forward(line_stream& from, line_stream* to, std::uint32_t length,
                                       liveness& from_state) {
   const bool delivered = co_await forward_payload(from, to, length, from_state);
-  // The next payload is likely as large as this one (bulk transfer comes in full frames).
-  from.set_read_ahead(!splicing() || length <= small_payload);
+  // The next payload is likely as large as this one (bulk transfer comes in full frames). Once
+  // payloads are only dropped (no destination, or it broke), nothing is spliced any more.
+  const bool spliced = splicing() && to && !broken_ && length > small_payload;
+  from.set_read_ahead(!spliced);
   co_return delivered;
 }
 

@@ -53,9 +53,9 @@ class forward_path {
   // Writes a DATA header for `length` to `to`, then moves exactly `length` payload bytes from
   // `from`. If `to` is null or fails, the payload is still consumed from `from` (framing stays
   // intact) and false is returned; errors reading `from` throw.
-  // Sets `from`'s read-ahead for the next frame: off after a payload this path would splice
-  // (more than small_payload), so that the next header is read alone and a large payload behind
-  // it stays in the socket for splice(2); on otherwise.
+  // Sets `from`'s read-ahead for the next frame: off after a payload this path spliced (more
+  // than small_payload, to a working destination), so that the next header is read alone and a
+  // large payload behind it stays in the socket for splice(2); on otherwise.
   awaitable<bool> forward(line_stream& from, line_stream* to, std::uint32_t length,
                           liveness& from_state);
 

@@ -595,20 +595,27 @@ awaitable<void> line::on(const p::eof& m) {
 }
 
 awaitable<void> line::on_data(std::uint32_t length) {
-  if (state_ == line_state::releasing) co_return co_await net::skip_payload(stream_, length);
+  if (state_ == line_state::releasing) co_return co_await skip_data(length);
   if (state_ != line_state::paired) {
     throw p::protocol_violation(std::string("DATA in state ") + state_name(state_));
   }
   auto s = session_;
   ++s->data_frames;
   auto peer = s->peer_of(this);
-  if (!peer) co_return co_await net::skip_payload(stream_, length);
+  if (!peer) co_return co_await skip_data(length);
   // No suspension between peer_of() and lock(): a RELEASED for the peer queues behind us.
   auto guard = co_await peer->write_mutex_.lock();
   const bool still_attached = s->peer_of(this) == peer;
   net::line_stream* to = still_attached && peer->stream_.is_open() ? &peer->stream_ : nullptr;
   const bool delivered = co_await s->path_to(peer.get())->forward(stream_, to, length, live_);
   if (to && !delivered) peer->close(error_code::peer_lost, "write failed");
+}
+
+awaitable<void> line::skip_data(std::uint32_t length) {
+  // Nothing is spliced from here on: reads take up to the read-ahead's size again (forwarding
+  // may have turned it off). On the control thread, with no forwarding stint running.
+  stream_.set_read_ahead(true);
+  co_await net::skip_payload(stream_, length);
 }
 
 void line::detach_session() {

@@ -103,6 +103,8 @@ class line : public std::enable_shared_from_this<line> {
   template <typename M>
   awaitable<void> on(const M& m);  // any other frame: protocol violation
   awaitable<void> on_data(std::uint32_t length);
+  // Reads and drops a DATA payload that goes nowhere (releasing, or the peer is gone).
+  awaitable<void> skip_data(std::uint32_t length);
   awaitable<void> send_pong();
 
   // Sets the state and its demand/release deadline (none by default) and re-arms the deadline.

@@ -297,19 +297,28 @@ TEST(SessionEnd, RawLineIsReusedAfterReleased) {
 struct read_log {
   std::vector<std::uint8_t> bytes;
   std::optional<agent::termination> ended;
+  bool ended_before_the_last_bytes = false;  // terminated() was set with `last` bytes unread
   bool done = false;
 };
 
 // Waits 300 ms (the caller's frames are all in the line by then), then reads with read_some()
-// calls of at most `piece` bytes until 0.
-agent::incoming_handler piecewise_reader(std::shared_ptr<read_log> log, std::size_t piece) {
-  return [log, piece](agent::incoming_call) -> awaitable<agent::answer> {
+// calls of at most `piece` bytes until 0. When only the last `last` of the `total` bytes are still
+// unread, it pauses 50 ms first (the line's reader runs meanwhile) and notes whether the session
+// has already ended.
+agent::incoming_handler piecewise_reader(std::shared_ptr<read_log> log, std::size_t piece,
+                                         std::size_t total, std::size_t last) {
+  return [=](agent::incoming_call) -> awaitable<agent::answer> {
     agent::answer a;
-    a.serve = [log, piece](agent::session s) -> awaitable<void> {
-      asio::steady_timer late(co_await asio::this_coro::executor, 300ms);
-      co_await late.async_wait(use_awaitable);
+    a.serve = [=](agent::session s) -> awaitable<void> {
+      asio::steady_timer pause(co_await asio::this_coro::executor, 300ms);
+      co_await pause.async_wait(use_awaitable);
       std::vector<std::uint8_t> buf(piece);
       for (;;) {
+        if (log->bytes.size() + last == total) {
+          pause.expires_after(50ms);
+          co_await pause.async_wait(use_awaitable);
+          log->ended_before_the_last_bytes = s.terminated().has_value();
+        }
         const std::size_t n = co_await s.read_some(asio::buffer(buf));
         if (n == 0) break;
         log->bytes.insert(log->bytes.end(), buf.begin(), buf.begin() + static_cast<long>(n));
@@ -330,17 +339,18 @@ agent::incoming_handler piecewise_reader(std::shared_ptr<read_log> log, std::siz
 // reads of 64 KiB take each payload in one piece. The last two payloads are small and follow a
 // large one: the line's reader reads the header after a large payload alone and hands that frame
 // over only once the application has read everything before it, so the last payload finds the
-// inbox empty, comes with the end in one read, and waits in the inbox while the end is handled.
+// inbox empty, comes with the end in one read, and waits in the inbox while the end is handled
+// (the application pauses there, so that this happens whatever the scheduling).
 void expect_everything_before_the_end(std::size_t piece, bool terminate) {
   relay_env env;  // plaintext: raw_client speaks no TLS, and TLS lines have no read-ahead
   auto log = std::make_shared<read_log>();
+  auto [wire, sent] =
+      data_frames({64, 1, 4096, 10, 4097, 64, 64, 30'000, 200, 3, 9000, 10, 64}, 300);
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming(piecewise_reader(log, piece));
+    bob->set_incoming(piecewise_reader(log, piece, sent.size(), 64));
     co_await start_and_settle(bob, 2);
     auto alice = co_await raw_call(env.endpoint, "bob", "any");
-    auto [wire, sent] =
-        data_frames({64, 1, 4096, 10, 4097, 64, 64, 30'000, 200, 3, 9000, 10, 64}, 300);
     const auto end = terminate ? p::encode(p::terminate(err::service_unavailable, "that was all"))
                                : p::encode(p::eof{});
     wire.insert(wire.end(), end.begin(), end.end());
@@ -349,6 +359,7 @@ void expect_everything_before_the_end(std::size_t piece, bool terminate) {
     EXPECT_EQ(log->bytes.size(), sent.size());
     EXPECT_TRUE(log->bytes == sent);
     if (terminate) {
+      EXPECT_TRUE(log->ended_before_the_last_bytes);  // the case this test is about happened
       CO_ASSERT_TRUE(log->ended.has_value());
       EXPECT_EQ(log->ended->code, err::service_unavailable);
     } else {
