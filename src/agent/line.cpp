@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <optional>
+#include <span>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
@@ -22,6 +24,16 @@ constexpr std::size_t max_frame_write =
 
 boost::system::system_error line_gone(const std::string& why) {
   return boost::system::system_error(asio::error::broken_pipe, why);
+}
+
+// Writes to the non-blocking `sink` what it takes now of `bytes`; nullopt if it takes nothing
+// yet (would block). Other errors throw.
+std::optional<std::size_t> try_send(tcp::socket& sink, std::span<const std::uint8_t> bytes) {
+  boost::system::error_code ec;
+  const std::size_t put = sink.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
+  if (ec == asio::error::would_block) return std::nullopt;
+  if (ec) throw boost::system::system_error(ec);
+  return put;
 }
 }  // namespace
 
@@ -313,12 +325,10 @@ void agent_line::on_terminate(const p::terminate& t) {
 awaitable<void> agent_line::on_data(std::uint32_t length) {
   // After a payload large enough to splice the next header is read alone, so that the next
   // payload stays in the socket for splice_payload().
-  stream_->set_read_ahead(length <= net::small_payload);
   auto s = current_;
-  if (state_ != line_state::paired || !s || s->ended) {
-    stream_->set_read_ahead(true);                           // nothing of it is spliced
-    co_return co_await net::skip_payload(*stream_, length);  // after our RELEASE: discarded
-  }
+  const bool discard = state_ != line_state::paired || !s || s->ended;  // after our RELEASE
+  stream_->set_read_ahead(discard || length <= net::small_payload);  // nothing discarded is spliced
+  if (discard) co_return co_await net::skip_payload(*stream_, length);
   if (const auto held = stream_->buffered_bytes();
       length <= net::small_payload && held.size() >= length && s->inbox_empty()) {
     // The whole payload came with its header: hand it over and read on.
@@ -466,33 +476,28 @@ awaitable<std::size_t> agent_line::splice_payload(session_core& s, tcp::socket& 
     }
     if (!s.inbox_empty()) {
       // A small payload the line's reader took whole (session_core::inbox): sent as it is.
-      boost::system::error_code ec;
-      const std::size_t put = sink.write_some(
-          asio::buffer(s.inbox.data() + s.inbox_pos, s.inbox.size() - s.inbox_pos), ec);
-      if (ec == asio::error::would_block) {
+      const auto put = try_send(sink, std::span(s.inbox).subspan(s.inbox_pos));
+      if (!put) {
         co_await sink.async_wait(tcp::socket::wait_write, use_awaitable);
         continue;
       }
-      if (ec) throw boost::system::system_error(ec);
-      s.inbox_pos += put;
-      co_return put;
+      s.inbox_pos += *put;
+      co_return *put;
     }
     if (!current(s) || state_ == line_state::dead) co_return 0;
     if (pending_data_ > 0 && stream_->read_buffered()) {
       // The payload's first bytes came with its header (the line's read-ahead): sent as they are.
       const auto held = stream_->buffered_bytes();
-      const std::size_t n = std::min<std::size_t>(held.size(), pending_data_);
-      boost::system::error_code ec;
-      const std::size_t put = sink.write_some(asio::buffer(held.data(), n), ec);
-      if (ec == asio::error::would_block) {
+      const auto put =
+          try_send(sink, held.first(std::min<std::size_t>(held.size(), pending_data_)));
+      if (!put) {
         co_await sink.async_wait(tcp::socket::wait_write, use_awaitable);
         continue;
       }
-      if (ec) throw boost::system::system_error(ec);
-      stream_->consume_buffered(put);
-      pending_data_ -= static_cast<std::uint32_t>(put);
+      stream_->consume_buffered(*put);
+      pending_data_ -= static_cast<std::uint32_t>(*put);
       if (pending_data_ == 0) data_consumed_.set();
-      co_return put;
+      co_return *put;
     }
     if (pending_data_ > 0) {
       const auto got = pipe.fill(stream_->socket().native_handle(), pending_data_);
