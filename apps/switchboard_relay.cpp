@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -70,6 +71,22 @@ void print_user(const store::user_record& u) {
   std::string allow = u.settings.allow.empty() ? "*" : "";
   for (const auto& a : u.settings.allow) allow += (allow.empty() ? "" : ",") + a;
   std::cout << u.id << "\tmax_lines=" << u.settings.max_lines << "\tallow=" << allow << '\n';
+}
+
+// Allow-lists name user IDs, existing or not, so removing a user leaves other lists as they are
+// (emptying a list would open it to anyone). Tell the operator which lists still name the ID: a
+// user added later under it may call those users.
+void warn_if_still_allowed(store::user_store& users, const std::string& uid) {
+  std::string named_by;
+  for (const auto& u : users.list_users()) {
+    const auto& allow = u.settings.allow;
+    if (std::find(allow.begin(), allow.end(), uid) == allow.end()) continue;
+    named_by += (named_by.empty() ? "" : ", ") + u.id;
+  }
+  if (named_by.empty()) return;
+  std::cerr << "note: '" << uid << "' is still named in the allow-list of " << named_by
+            << "; a user added later as '" << uid << "' may call them (change them with "
+            << "'switchboard-relay user allow')\n";
 }
 
 }  // namespace
@@ -152,6 +169,7 @@ int main(int argc, char** argv) {
     } else if (*del) {
       if (!users->remove_user(uid)) throw std::runtime_error("no user '" + uid + "'");
       std::cout << "deleted " << uid << '\n';
+      warn_if_still_allowed(*users, uid);
     } else if (*list) {
       for (const auto& u : users->list_users()) print_user(u);
     } else if (*passwd) {

@@ -61,6 +61,16 @@ grep -qE "^erin\b" "$WORK/user-list.out" && fail "user list shows erin, whose ad
 # bob takes calls from alice only. Settings are read at each password login: set before bob starts.
 expect_ok user-allow relay_user "$DATA" allow bob alice
 grep -qE "^bob\b.*allow=alice$" "$WORK/user-allow.out" || fail "allow printed: $(cat "$WORK/user-allow.out")"
+# Deleting a user named in another's allow-list keeps the list (an empty one would let anyone
+# call) and says so, since a user added later under that ID may call.
+add_user "$DATA" frank frank-pw
+add_user "$DATA" gina gina-pw
+expect_ok user-allow-frank relay_user "$DATA" allow gina frank bob
+expect_ok user-del-named relay_user "$DATA" del frank
+grep -q "'frank' is still named in the allow-list of gina;" "$WORK/user-del-named.out" ||
+  fail "del of an allowed caller printed: $(cat "$WORK/user-del-named.out")"
+expect_ok user-del-gina relay_user "$DATA" del gina
+grep -q "still named" "$WORK/user-del-gina.out" && fail "del gina warned: $(cat "$WORK/user-del-gina.out")"
 
 # --- against a running relay -------------------------------------------------------------------
 start_relay relay "$DATA" 127.0.0.1:0
