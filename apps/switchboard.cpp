@@ -130,14 +130,23 @@ int main(int argc, char** argv) {
       return run_agent(cfg);
     }
     if (is_pipe) {
-      const auto [peer, service] = agent::parse_peer_service(target);
+      // Named variables, not a structured binding: the lambda below captures them.
+      const auto peer_service = agent::parse_peer_service(target);
+      const std::string& peer = peer_service.first;
+      const std::string& service = peer_service.second;
       return run_once(cfg.options, [&](std::shared_ptr<agent::agent> a) -> awaitable<int> {
         auto s = co_await a->call(peer, service);
         const auto ex = co_await asio::this_coro::executor;
-        co_await agent::bridge(std::move(s),
-                               asio::posix::stream_descriptor(ex, ::dup(STDIN_FILENO)),
-                               asio::posix::stream_descriptor(ex, ::dup(STDOUT_FILENO)));
-        co_return 0;
+        const auto t = co_await agent::bridge(
+            std::move(s), asio::posix::stream_descriptor(ex, ::dup(STDIN_FILENO)),
+            asio::posix::stream_descriptor(ex, ::dup(STDOUT_FILENO)));
+        if (!t.failed) co_return 0;
+        // Output may be cut short: say so, and fail, so that a script or ssh can tell.
+        std::string why(protocol::error_name(t.failed->code));
+        if (!t.failed->message.empty()) why += ": " + t.failed->message;
+        std::cerr << "switchboard: session with " << peer << ':' << service << " ended: " << why
+                  << '\n';
+        co_return 1;
       });
     }
     if (*peers_cmd) {

@@ -98,10 +98,15 @@ awaitable<bridge_totals> join(session& s, Up up, Down down) {
   std::string failure;
   try {
     auto [sent, received] = co_await (std::move(up) && std::move(down));
-    t = {sent, received};
+    t.sent = sent;
+    t.received = received;
   } catch (const std::exception& e) {
     // A session ending while a write to it was under way surfaces here too; that is no failure.
     if (!s.terminated()) failure = e.what();
+  }
+  // Before our own close(): a termination seen now came from the peer or the relay.
+  if (auto ended = s.terminated(); ended && ended->code != protocol::error_code::ok) {
+    t.failed = std::move(ended);
   }
   if (failure.empty()) {
     co_await s.close();
@@ -231,8 +236,14 @@ incoming_handler expose_services(std::map<std::string, net::host_port> services)
     answer a;
     a.serve = [socket, call](session s) -> awaitable<void> {
       const auto t = co_await bridge(std::move(s), std::move(*socket));
-      spdlog::info("session from {} for '{}' ended: {} bytes out, {} in", call.caller, call.service,
-                   t.sent, t.received);
+      if (t.failed) {
+        spdlog::warn("session from {} for '{}' failed: {} {}: {} bytes out, {} in", call.caller,
+                     call.service, protocol::error_name(t.failed->code), t.failed->message, t.sent,
+                     t.received);
+      } else {
+        spdlog::info("session from {} for '{}' ended: {} bytes out, {} in", call.caller,
+                     call.service, t.sent, t.received);
+      }
     };
     co_return a;
   };
@@ -247,7 +258,12 @@ awaitable<void> forward_listener(std::shared_ptr<agent> a, tcp::acceptor accepto
         [a, peer, service, socket = std::move(socket)]() mutable -> awaitable<void> {
           try {
             session s = co_await a->call(peer, service);
-            co_await bridge(std::move(s), std::move(socket));
+            const auto t = co_await bridge(std::move(s), std::move(socket));
+            if (t.failed) {
+              spdlog::warn("forward to {}:{} failed: {} {}: {} bytes out, {} in", peer, service,
+                           protocol::error_name(t.failed->code), t.failed->message, t.sent,
+                           t.received);
+            }
           } catch (const std::exception& e) {
             spdlog::warn("forward to {}:{} failed: {}", peer, service, e.what());
           }

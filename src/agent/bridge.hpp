@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "agent/agent.hpp"
@@ -13,10 +14,13 @@
 namespace switchboard::agent {
 
 // Copies both ways between `local` and `s`, keeping half-close (EOF one way, the other goes on),
-// until both directions ended; then closes the session. Returns bytes copied {to s, from s}.
+// until both directions ended; then closes the session. Returns bytes copied {to s, from s} and,
+// if the peer or the relay ended the session with an error (e.g. PEER_LOST after a network
+// failure on the peer's side), that termination: the bytes may then be incomplete.
 struct bridge_totals {
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
+  std::optional<termination> failed;
 };
 awaitable<bridge_totals> bridge(session s, tcp::socket local);
 

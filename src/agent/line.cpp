@@ -1,7 +1,5 @@
 #include "agent/line.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -12,6 +10,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "net/framed.hpp"
+#include "net/tcp_path.hpp"
 
 namespace switchboard::agent {
 
@@ -170,19 +169,15 @@ awaitable<void> agent_line::connect_and_login() {
 
 bool agent_line::path_silent() const {
   // On a paired line the relay may be held up by the peer's flow control; then TCP tells whether
-  // the path is alive: outstanding bytes, no acknowledgement for a whole interval, and a
-  // retransmission timeout that fired for them. Without the last condition a PING that the relay's
-  // kernel is still acknowledging late (delayed ACK, up to 200 ms, when no PONG can carry the ACK
-  // because the line's writes wait behind the peer's flow control) looked like a dead path right
-  // after an idle spell: seen replacing paired lines under load with a 200 ms keep-alive.
-  tcp_info ti{};
-  socklen_t len = sizeof ti;
-  if (!stream_ || ::getsockopt(const_cast<net::line_stream&>(*stream_).socket().native_handle(),
-                               IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
-    return true;
-  }
-  return ti.tcpi_unacked > 0 && ti.tcpi_last_ack_recv > keepalive_.count() &&
-         ti.tcpi_retransmits > 0;
+  // the path is alive (net::path_dead: lost segments, or bytes the kernel cannot send at all).
+  // TCP's view is needed: a PING that the relay's kernel is still acknowledging late (delayed ACK,
+  // up to 200 ms, when no PONG can carry the ACK because the line's writes wait behind the peer's
+  // flow control) looked like a dead path right after an idle spell: seen replacing paired lines
+  // under load with a 200 ms keep-alive.
+  if (!stream_) return true;
+  const int fd = const_cast<net::line_stream&>(*stream_).socket().native_handle();
+  const auto t = net::read_tcp_path(fd);
+  return !t || net::path_dead(*t, static_cast<std::uint32_t>(keepalive_.count()));
 }
 
 awaitable<void> agent_line::keepalive() {

@@ -129,6 +129,8 @@ cleanup() {
   done
   for pid in "${BG_ALL[@]}"; do kill_hard "$pid"; done
   for pid in "${BG_ALL[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # A test's own teardown (e.g. network namespaces), once its processes are gone.
+  if declare -F test_teardown >/dev/null; then test_teardown || true; fi
   if [[ $rc -ne 0 && $rc -ne 77 ]]; then
     dump_logs >&2
     echo "FAIL [$TEST_NAME]: exit status $rc; work directory kept: $WORK" >&2
@@ -256,7 +258,7 @@ start_relay() {
   }
   wait_for 30 "relay '$name' to write its port file" _relay_up
   RELAY_PORT=$(tr -d '[:space:]' <"$WORK/$name.port")
-  RELAY_ADDR=127.0.0.1:$RELAY_PORT
+  RELAY_ADDR=${listen%:*}:$RELAY_PORT
   if ((plain)); then
     SB_CONN=(--relay "$RELAY_ADDR" --plaintext)
   else
@@ -293,6 +295,27 @@ sb() {
     --password-file "$WORK/pw/$user")
   if [[ ${BG_EXEC:-0} == 1 ]]; then exec "${argv[@]}"; fi
   "${argv[@]}"
+}
+
+# call_echo CALLER PEER:SERVICE WORD: one `pipe` call to an echo service; true if WORD came back.
+call_echo() {
+  local out
+  out=$(echo "$3" | sb 8 "$1" pipe "$2" --log-level warn 2>>"$WORK/calls.log") && [[ $out == "$3" ]]
+}
+
+# await_echo CALLER PEER:SERVICE T0 SECONDS WHAT: calls (every 0.4 s or so) until one works; fails
+# the test after SECONDS. Sets ECHO_BACK_AT (seconds since T0, a now() stamp) and ECHO_CALLS.
+await_echo() {
+  local caller=$1 target=$2 t0=$3 secs=$4 what=$5
+  ECHO_CALLS=0
+  ECHO_BACK_AT=
+  _await_echo_step() {
+    ECHO_CALLS=$((ECHO_CALLS + 1))
+    call_echo "$caller" "$target" "call-$ECHO_CALLS" && ECHO_BACK_AT=$(elapsed "$t0") && return 0
+    sleep 0.4
+    return 1
+  }
+  wait_for "$secs" "$what" _await_echo_step
 }
 
 # start_agent NAME USER SUBCOMMAND [ARGS...]: a long-running `switchboard` (expose, forward, agent)

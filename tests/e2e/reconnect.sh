@@ -16,12 +16,7 @@ PORT=$RELAY_PORT
 start_fixture echo echo
 start_agent bob bob expose "echo=127.0.0.1:$FIXTURE_PORT"
 
-# call_echo WORD: one pipe call to bob:echo; true if WORD came back.
-call_echo() {
-  local out
-  out=$(echo "$1" | sb 8 alice pipe bob:echo --log-level warn 2>>"$WORK/calls.log") && [[ $out == "$1" ]]
-}
-call_echo before-restart || fail "bob:echo does not work before the restart"
+call_echo alice bob:echo before-restart || fail "bob:echo does not work before the restart"
 log "bob:echo works through relay1"
 
 BOB_PID=${BG_PID[bob]}
@@ -33,16 +28,10 @@ bg_running bob || fail "bob's agent exited when the relay went away"
 start_relay relay2 "$DATA" "127.0.0.1:$PORT"
 [[ $RELAY_PORT == "$PORT" ]] || fail "relay2 listens on $RELAY_PORT, not $PORT"
 t0=$(now)
-attempts=0
-back_at=
-_back() {
-  attempts=$((attempts + 1))
-  call_echo "after-restart-$attempts" && back_at=$(elapsed "$t0") && return 0
-  sleep 0.4
-  return 1
-}
 # Up to 45 s, to measure; the limit of 20 s is checked below.
-wait_for 45 "a call to bob:echo through the restarted relay" _back
+await_echo alice bob:echo "$t0" 45 "a call to bob:echo through the restarted relay"
+back_at=$ECHO_BACK_AT
+attempts=$ECHO_CALLS
 [[ ${BG_PID[bob]} == "$BOB_PID" ]] && bg_running bob || fail "bob's agent is not the same process"
 log_has relay2 "bob/line#[0-9]+: logged in from .*password" || fail "bob did not log in to relay2 again"
 log "FIGURE: bob:echo works again $back_at s after relay2 listened ($attempts calls), same agent process"
