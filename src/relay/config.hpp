@@ -35,6 +35,9 @@ struct relay_config {
   // A session moves to a forwarding thread once it has forwarded this many DATA frames on the
   // control thread: short sessions never pay for the move.
   std::uint64_t offload_after_frames = 16;
+  // How often the user store is asked whether users or settings changed (user_store::generation);
+  // a change reaches logged-in devices within about this long.
+  milliseconds settings_poll{1'000};
 };
 
 // One forwarding thread per core, or none on a single core (the control thread would compete).

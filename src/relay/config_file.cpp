@@ -40,16 +40,17 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   c.key_file = net::get_or<std::string>(t, "key_file", c.key_file.string(), where);
   if (const auto* tt = t.get_as<toml::table>("timeouts")) {
     const std::string w = where + " [timeouts]";
-    net::check_keys(
-        *tt,
-        {"login_ms", "keepalive_max_ms", "keepalive_min_ms", "demand_ms", "release_ms", "drain_ms"},
-        w);
+    net::check_keys(*tt,
+                    {"login_ms", "keepalive_max_ms", "keepalive_min_ms", "demand_ms", "release_ms",
+                     "drain_ms", "settings_poll_ms"},
+                    w);
     c.login_timeout = net::get_ms(*tt, "login_ms", c.login_timeout, w);
     c.max_keepalive = net::get_ms(*tt, "keepalive_max_ms", c.max_keepalive, w);
     c.min_keepalive = net::get_ms(*tt, "keepalive_min_ms", c.min_keepalive, w);
     c.demand_timeout = net::get_ms(*tt, "demand_ms", c.demand_timeout, w);
     c.release_timeout = net::get_ms(*tt, "release_ms", c.release_timeout, w);
     c.drain_timeout = net::get_ms(*tt, "drain_ms", c.drain_timeout, w);
+    c.settings_poll = net::get_ms(*tt, "settings_poll_ms", c.settings_poll, w);
   }
   if (const auto* lt = t.get_as<toml::table>("limits")) {
     const std::string w = where + " [limits]";
@@ -78,6 +79,9 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   }
   if (c.min_keepalive.count() < 100 || c.max_keepalive < c.min_keepalive) {
     throw std::runtime_error(where + ": need 100 <= keepalive_min_ms <= keepalive_max_ms");
+  }
+  if (c.settings_poll.count() < 100) {
+    throw std::runtime_error(where + ": settings_poll_ms must be at least 100");
   }
   if (c.login_failure_burst < 1 || c.login_failure_refill_s <= 0) {
     throw std::runtime_error(where + ": login_failure_burst >= 1 and login_failure_refill_s > 0");

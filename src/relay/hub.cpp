@@ -22,7 +22,8 @@ hub::hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users)
       by_address_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
       by_user_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
       deadline_timer_(ex),
-      trim_timer_(ex) {}
+      trim_timer_(ex),
+      settings_timer_(ex) {}
 
 hub::~hub() {
   auth_pool_.join();

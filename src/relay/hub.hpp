@@ -137,6 +137,21 @@ class hub {
   bool draining() const { return draining_; }
   void set_draining() { draining_ = true; }
 
+  // Settings from the store (relay/settings_watch.cpp). Every settings_poll (if any device is
+  // logged in) the store's generation is checked on the auth pool; when it moved, the logged-in
+  // users' settings are read again and applied (allow-list, max_lines: for demands and lines
+  // from then on), and the devices of users no longer in the store are evicted with
+  // LOGGED-OUT(BAD_CREDENTIALS). Runs until stop_settings_watch().
+  void start_settings_watch();
+  void stop_settings_watch();
+  // A password login read its settings at store generation `g` (before its Argon2 check). If
+  // that is not the generation the devices were last brought up to, the login may hold settings
+  // older than the last reload: the next poll reloads whatever the generation says.
+  void note_settings_read(std::uint64_t g) {
+    if (g != settings_generation_) settings_stale_ = true;
+  }
+  std::uint64_t settings_reloads() const { return settings_reloads_; }
+
  private:
   asio::any_io_executor ex_;
   relay_config cfg_;
@@ -162,6 +177,10 @@ class hub {
   void wait_for_deadline();
   void on_deadline_timer();
   void on_trim_timer();
+  void arm_settings_timer();
+  awaitable<void> reload_settings();
+  void apply_settings(const std::vector<std::string>& users,
+                      std::vector<std::optional<store::user_record>> records);
   // Earliest first. Invariant: deadline_timer_ is waiting for deadlines_.top().at (== timer_at_)
   // whenever the queue is not empty, except during a sweep.
   std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> deadlines_;
@@ -172,6 +191,11 @@ class hub {
   bool trim_pending_ = false;
   std::uint64_t logins_since_trim_ = 0;
   std::uint64_t heap_trims_ = 0;
+  asio::steady_timer settings_timer_;
+  bool settings_watch_on_ = false;
+  std::uint64_t settings_generation_ = 0;  // the store generation devices were last brought to
+  bool settings_stale_ = false;            // a login may have brought older settings since
+  std::uint64_t settings_reloads_ = 0;
   // Expires with the hub: timer handlers queued before the hub died must not touch it.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   hub_counters counters_;

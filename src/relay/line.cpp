@@ -239,6 +239,8 @@ awaitable<void> line::authenticate() {
     co_return co_await refuse(error_code::too_many_lines,
                               fmt::format("at most {} lines per user", checked.settings.max_lines));
   }
+  // No suspension since the check: what the hub applied from the store so far is known.
+  if (checked.generation) hub_.note_settings_read(*checked.generation);
   device& d = hub_.claim_device(m.user, m.instance, checked.settings, m.answers);
   d.lines.push_back(this);
   device_ = &d;
@@ -254,12 +256,20 @@ awaitable<void> line::authenticate() {
 }
 
 namespace {
+// What the auth pool's password check found, and the store generation it read the settings at.
+struct auth_result {
+  std::uint64_t generation = 0;
+  std::optional<store::user_record> record;
+};
+
 // The job that checks a password on the auth pool.
-std::function<std::optional<store::user_record>()> auth_job(store::user_store& users,
-                                                            std::string user, std::string pw) {
+std::function<auth_result()> auth_job(store::user_store& users, std::string user, std::string pw) {
   return [&users, user = std::move(user), pw = std::move(pw)] {
+    auth_result r;
+    r.generation = users.generation();  // before the read: a change after it is seen as one
     // An ID the store refuses is a wrong login like any other.
-    return protocol::valid_user_id(user) ? users.authenticate(user, pw) : std::nullopt;
+    if (protocol::valid_user_id(user)) r.record = users.authenticate(user, pw);
+    return r;
   };
 }
 }  // namespace
@@ -268,26 +278,26 @@ awaitable<credential_check> line::check_credentials(const p::login& m) {
   if (m.auth == p::auth_method::token) {
     device* d = hub_.find_device(m.user, m.instance);
     const bool ok = d && CRYPTO_memcmp(d->token.data(), m.secret.data(), p::token_size) == 0;
-    if (!ok) co_return credential_check{error_code::bad_credentials, {}};
+    if (!ok) co_return credential_check{error_code::bad_credentials, {}, std::nullopt};
     ++hub_.counters().token_logins;
-    co_return credential_check{error_code::ok, d->settings};
+    co_return credential_check{error_code::ok, d->settings, std::nullopt};
   }
   if (hub_.pending_logins() >= hub_.config().max_pending_logins) {
-    co_return credential_check{error_code::busy, {}};
+    co_return credential_check{error_code::busy, {}, std::nullopt};
   }
   ++hub_.pending_logins();
-  std::optional<store::user_record> rec;
+  auth_result found;
   try {
     auto job = auth_job(hub_.users(), m.user, m.secret);
-    rec = co_await net::offload(hub_.auth_pool(), std::move(job));
+    found = co_await net::offload(hub_.auth_pool(), std::move(job));
   } catch (...) {
     --hub_.pending_logins();
     throw;
   }
   --hub_.pending_logins();
-  if (!rec) co_return credential_check{error_code::bad_credentials, {}};
+  if (!found.record) co_return credential_check{error_code::bad_credentials, {}, std::nullopt};
   ++hub_.counters().password_logins;
-  co_return credential_check{error_code::ok, rec->settings};
+  co_return credential_check{error_code::ok, found.record->settings, found.generation};
 }
 
 // --- serving a logged-in line -----------------------------------------------------------------

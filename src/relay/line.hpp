@@ -26,6 +26,7 @@ const char* state_name(line_state s);
 struct credential_check {
   protocol::error_code code = protocol::error_code::ok;
   store::user_settings settings;
+  std::optional<std::uint64_t> generation;  // password logins: the store generation read at
 };
 class line : public std::enable_shared_from_this<line> {
   friend class offload;

@@ -28,6 +28,7 @@ tcp::endpoint server::listen(const tcp::endpoint& ep) {
 }
 
 void server::start() {
+  hub_.start_settings_watch();
   asio::co_spawn(io_, accept_loop(), asio::detached);
 }
 
@@ -61,6 +62,7 @@ void server::stop() {
   if (stopping_) return;
   stopping_ = true;
   hub_.set_draining();
+  hub_.stop_settings_watch();
   error_code ignored;
   acceptor_.close(ignored);
   spdlog::info("stopping: {} lines open, draining sessions for up to {} ms", hub_.line_count(),

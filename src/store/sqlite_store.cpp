@@ -215,6 +215,7 @@ class sqlite_store final : public user_store {
     check_id(id, "user");
     const std::string hash = hash_password(password, cost_);  // slow: outside the lock
     std::lock_guard lock(mutex_);
+    ++generation_;  // even if the write fails: a needless reload at worst
     statement st(db_.get(), file_,
                  "INSERT INTO users (id, pw_hash, created_unix) VALUES (?1, ?2, ?3)");
     st.bind(1, id);
@@ -232,6 +233,7 @@ class sqlite_store final : public user_store {
   bool remove_user(std::string_view id) override {
     check_id(id, "user");
     std::lock_guard lock(mutex_);
+    ++generation_;  // even if the write fails: a needless reload at worst
     statement st(db_.get(), file_, "DELETE FROM users WHERE id = ?1");  // allow rows cascade
     st.bind(1, id);
     st.run();
@@ -242,6 +244,7 @@ class sqlite_store final : public user_store {
     check_id(id, "user");
     const std::string hash = hash_password(password, cost_);  // slow: outside the lock
     std::lock_guard lock(mutex_);
+    ++generation_;  // even if the write fails: a needless reload at worst
     statement st(db_.get(), file_, "UPDATE users SET pw_hash = ?1 WHERE id = ?2");
     st.bind(1, hash);
     st.bind(2, id);
@@ -253,6 +256,7 @@ class sqlite_store final : public user_store {
     check_id(id, "user");
     for (const auto& caller : allow) check_id(caller, "allowed caller");
     std::lock_guard lock(mutex_);
+    ++generation_;  // even if the write fails: a needless reload at worst
     write_transaction tx(db_.get(), file_);
     if (!exists(id)) throw not_found(id);
     statement del(db_.get(), file_, "DELETE FROM allow WHERE user_id = ?1");
@@ -274,11 +278,25 @@ class sqlite_store final : public user_store {
     check_id(id, "user");
     if (max_lines < 1) throw std::invalid_argument("max_lines must be at least 1");
     std::lock_guard lock(mutex_);
+    ++generation_;  // even if the write fails: a needless reload at worst
     statement st(db_.get(), file_, "UPDATE users SET max_lines = ?1 WHERE id = ?2");
     st.bind(1, static_cast<std::int64_t>(max_lines));
     st.bind(2, id);
     st.run();
     if (sqlite3_changes(db_.get()) == 0) throw not_found(id);
+  }
+
+  std::uint64_t generation() override {
+    std::lock_guard lock(mutex_);
+    // PRAGMA data_version changes when another connection (another process: the command line)
+    // committed; this object's own writes bump generation_ themselves.
+    statement st(db_.get(), file_, "PRAGMA data_version");
+    const std::int64_t version = st.step() ? st.int_at(0) : 0;
+    if (version != data_version_) {
+      data_version_ = version;
+      ++generation_;
+    }
+    return generation_;
   }
 
   std::optional<user_record> find_user(std::string_view id) override {
@@ -394,6 +412,9 @@ class sqlite_store final : public user_store {
   const std::string dummy_hash_;
   std::mutex mutex_;
   connection db_;  // guarded by mutex_ after construction
+  // generation(): bumped by this object's writes and when data_version_ moves; both under mutex_.
+  std::uint64_t generation_ = 0;
+  std::int64_t data_version_ = 0;
 };
 
 }  // namespace

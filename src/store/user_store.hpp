@@ -64,6 +64,11 @@ class user_store {
   // Sorted by ID.
   virtual std::vector<user_record> list_users() = 0;
 
+  // A number that changes whenever users or their settings may have changed, by this object or
+  // by any other writer of the same store (another process). Cheap: a running relay polls it
+  // and reloads the settings of logged-in users only when it moved.
+  virtual std::uint64_t generation() = 0;
+
   // The user record if the password is right, else nullopt. Constant time in the user's existence.
   virtual std::optional<user_record> authenticate(std::string_view id,
                                                   std::string_view password) = 0;

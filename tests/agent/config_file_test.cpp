@@ -47,6 +47,7 @@ TEST_F(ConfigFile, ShippedRelaySampleParsesToTheDefaults) {
   EXPECT_EQ(c.demand_timeout, d.demand_timeout);
   EXPECT_EQ(c.release_timeout, d.release_timeout);
   EXPECT_EQ(c.drain_timeout, d.drain_timeout);
+  EXPECT_EQ(c.settings_poll, d.settings_poll);
   EXPECT_EQ(c.max_pending_logins, d.max_pending_logins);
   EXPECT_FALSE(c.plaintext);
 }
@@ -74,6 +75,7 @@ keepalive_max_ms = 200
 demand_ms = 500
 release_ms = 700
 drain_ms = 900
+settings_poll_ms = 250
 [limits]
 login_failure_burst = 3
 login_failure_refill_s = 2.5
@@ -89,6 +91,7 @@ forward_threads = 3
   EXPECT_EQ(c.demand_timeout.count(), 500);
   EXPECT_EQ(c.release_timeout.count(), 700);
   EXPECT_EQ(c.drain_timeout.count(), 900);
+  EXPECT_EQ(c.settings_poll.count(), 250);
   EXPECT_DOUBLE_EQ(c.login_failure_burst, 3);
   EXPECT_DOUBLE_EQ(c.login_failure_refill_s, 2.5);
   EXPECT_EQ(c.max_pending_logins, 7u);
@@ -125,6 +128,10 @@ TEST_F(ConfigFile, RelayMistakesAreNamed) {
               relay::load_relay_config(
                   write("[timeouts]\nkeepalive_min_ms = 5000\nkeepalive_max_ms = 1000"));
             }).find("keepalive"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              relay::load_relay_config(write("[timeouts]\nsettings_poll_ms = 10"));
+            }).find("settings_poll_ms"),
             std::string::npos);
   EXPECT_NE(error_of([&] { relay::load_relay_config(write("listen = ")); }).find("line 1"),
             std::string::npos);

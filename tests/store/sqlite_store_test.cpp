@@ -126,6 +126,31 @@ TEST_F(SqliteStore, DuplicateAddThrowsAlreadyExists) {
   EXPECT_EQ(store->list_users().size(), 1u);
 }
 
+// The relay polls generation() to notice changes made by the command line (another
+// connection) as well as through its own store object.
+TEST_F(SqliteStore, GenerationMovesWithOwnAndOtherWritersOnly) {
+  auto relay_side = open();
+  auto cli_side = open();
+  relay_side->add_user("alice", "pw");
+  const auto g0 = relay_side->generation();
+  EXPECT_EQ(relay_side->generation(), g0);  // nothing changed
+  relay_side->list_users();
+  relay_side->authenticate("alice", "pw");
+  EXPECT_EQ(relay_side->generation(), g0) << "reads do not count";
+
+  cli_side->set_allow_list("alice", {"bob"});  // another connection commits
+  const auto g1 = relay_side->generation();
+  EXPECT_NE(g1, g0);
+  EXPECT_EQ(relay_side->generation(), g1);
+
+  relay_side->set_max_lines("alice", 3);  // this object's own write
+  const auto g2 = relay_side->generation();
+  EXPECT_NE(g2, g1);
+
+  cli_side->remove_user("alice");
+  EXPECT_NE(relay_side->generation(), g2);
+}
+
 TEST_F(SqliteStore, RemoveUser) {
   auto store = open();
   store->add_user("alice", "pw");

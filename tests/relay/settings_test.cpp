@@ -1,0 +1,113 @@
+// A running relay follows changes to its user store (relay/settings_watch.cpp,
+// docs/configuration.md): made through the relay's own store object or, as `switchboard-relay user
+// ...` does, through another connection to the same database.
+#include "relay/harness.hpp"
+
+namespace switchboard::test {
+namespace {
+
+namespace p = protocol;
+
+relay::relay_config polling_config() {
+  auto c = test_config();
+  c.settings_poll = 100ms;
+  return c;
+}
+
+// The command line's view of the relay's database: another connection.
+std::unique_ptr<store::user_store> command_line_store(relay_env& env) {
+  return store::open_sqlite_store(env.dir.path() / "users.db", store::hash_cost::minimum);
+}
+
+// Calls until the outcome is `want` (every 50 ms, 5 s at most); returns the last outcome.
+awaitable<call_outcome> call_until(std::shared_ptr<agent::agent> caller, std::string peer,
+                                   err want) {
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  call_outcome last;
+  for (int i = 0; i < 100; ++i) {
+    last = co_await try_call(caller, peer, "echo");
+    if (last.code == want) break;
+    pause.expires_after(50ms);
+    co_await pause.async_wait(use_awaitable);
+  }
+  co_return last;
+}
+
+awaitable<std::shared_ptr<agent::agent>> started(relay_env& env, std::string user, bool answers) {
+  auto a = env.make_agent(user);
+  if (answers) a->set_incoming(echo_handler());
+  co_await start_and_settle(a, 2);
+  co_return a;
+}
+
+TEST(Settings, AllowListChangeReachesALoggedInTarget) {
+  relay_env env(transport::plaintext, polling_config());
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await started(env, "bob", true);
+    auto alice = co_await started(env, "alice", false);
+    auto carol = co_await started(env, "carol", false);
+    const auto before = co_await try_call(alice, "bob", "echo");
+    EXPECT_EQ(before.code, err::ok) << before.message;
+    const auto logins = env.counters().password_logins;
+
+    auto cli = command_line_store(env);
+    cli->set_allow_list("bob", {"carol"});
+    const auto refused = co_await call_until(alice, "bob", err::not_allowed);
+    EXPECT_EQ(refused.code, err::not_allowed) << refused.message;
+    const auto allowed = co_await try_call(carol, "bob", "echo");
+    EXPECT_EQ(allowed.code, err::ok) << allowed.message;
+
+    env.users->set_allow_list("bob", {});  // the relay's own store object: anyone again
+    const auto again = co_await call_until(alice, "bob", err::ok);
+    EXPECT_EQ(again.code, err::ok) << again.message;
+    EXPECT_EQ(env.counters().password_logins, logins) << "applied without a new login";
+    EXPECT_GE(env.hub().settings_reloads(), 2u);
+  });
+}
+
+TEST(Settings, RemovedUserIsLoggedOutAndStaysOut) {
+  relay_env env(transport::plaintext, polling_config());
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await raw_client::connect(env.endpoint);
+    co_await bob.login("bob", password_of("bob"));
+    auto alice = co_await raw_client::connect(env.endpoint);
+    co_await alice.login("alice", password_of("alice"));
+
+    auto cli = command_line_store(env);
+    CO_ASSERT_TRUE(cli->remove_user("bob"));
+    co_await bob.expect_logged_out(err::bad_credentials, 5s);
+    // Its line token went with its device, and its password with the user.
+    auto again = co_await raw_client::connect(env.endpoint);
+    const auto token_reply = co_await again.token_login(bob);
+    const auto* refused = std::get_if<p::fail>(&token_reply);
+    CO_ASSERT_TRUE(refused != nullptr);  // a token login of a removed user is refused
+    EXPECT_EQ(refused->code, err::bad_credentials);
+    auto retry = co_await raw_client::connect(env.endpoint);
+    const auto m = login_message("bob", password_of("bob"));
+    co_await retry.send(m);
+    co_await retry.expect_fail(err::bad_credentials);
+    // Others are untouched: alice's line still answers.
+    const p::ping ping{7};
+    co_await alice.send(ping);
+    const auto pong = co_await alice.expect<p::pong>();
+    EXPECT_EQ(pong.nonce, 7u);
+  });
+}
+
+// Unchanged settings are not read again: the generation check alone, every poll.
+TEST(Settings, NoChangeNoReload) {
+  relay_env env(transport::plaintext, polling_config());
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await started(env, "bob", true);
+    asio::steady_timer pause(co_await asio::this_coro::executor);
+    pause.expires_after(300ms);  // the first poll brings the devices to the current generation
+    co_await pause.async_wait(use_awaitable);
+    const auto reloads = env.hub().settings_reloads();
+    pause.expires_after(500ms);  // five more polls
+    co_await pause.async_wait(use_awaitable);
+    EXPECT_EQ(env.hub().settings_reloads(), reloads);
+  });
+}
+
+}  // namespace
+}  // namespace switchboard::test
