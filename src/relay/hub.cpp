@@ -119,9 +119,11 @@ const device* hub::answering(const std::string& user) const {
 }
 
 device& hub::claim_device(const std::string& user, const p::instance_id& instance,
-                          const store::user_settings& settings, bool answers) {
+                          const store::user_settings& settings, std::uint64_t credential,
+                          bool answers) {
   if (device* d = find_device(user, instance)) {
     d->settings = settings;  // a password login brings the store's current settings
+    d->credential = credential;
     return *d;
   }
   if (answers) {
@@ -136,6 +138,7 @@ device& hub::claim_device(const std::string& user, const p::instance_id& instanc
   d->instance = instance;
   d->answers = answers;
   d->settings = settings;
+  d->credential = credential;
   if (RAND_bytes(d->token.data(), static_cast<int>(d->token.size())) != 1) {
     throw std::runtime_error("RAND_bytes failed");
   }

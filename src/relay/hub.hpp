@@ -39,7 +39,8 @@ struct device {
   protocol::line_token token{};
   bool answers = false;
   store::user_settings settings;
-  std::vector<line*> lines;  // every logged-in line of this device, oldest first
+  std::uint64_t credential = 0;  // user_record::credential of its last password login
+  std::vector<line*> lines;      // every logged-in line of this device, oldest first
 };
 
 struct session {
@@ -102,7 +103,8 @@ class hub {
   // The instance's device, made on its first line. An answering instance evicts the user's
   // previous answering instance first (LOGGED-OUT DUPLICATE_LOGIN: newest login wins).
   device& claim_device(const std::string& user, const protocol::instance_id& instance,
-                       const store::user_settings& settings, bool answers);
+                       const store::user_settings& settings, std::uint64_t credential,
+                       bool answers);
   // Lines the user holds over all its instances (max_lines applies to the sum).
   std::size_t lines_of(const std::string& user) const;
   // lines_of(user) as it will be once this login is admitted (an older answering instance that
@@ -140,8 +142,9 @@ class hub {
   // Settings from the store (relay/settings_watch.cpp). Every settings_poll (if any device is
   // logged in) the store's generation is checked on the auth pool; when it moved, the logged-in
   // users' settings are read again and applied (allow-list, max_lines: for demands and lines
-  // from then on), and the devices of users no longer in the store are evicted with
-  // LOGGED-OUT(BAD_CREDENTIALS). Runs until stop_settings_watch().
+  // from then on), and devices whose user is no longer in the store, or whose password changed
+  // since they logged in, are evicted with LOGGED-OUT(BAD_CREDENTIALS). Runs until
+  // stop_settings_watch().
   void start_settings_watch();
   void stop_settings_watch();
   // A password login read its settings at store generation `g` (before its Argon2 check). If
@@ -181,6 +184,8 @@ class hub {
   awaitable<void> reload_settings();
   void apply_settings(const std::vector<std::string>& users,
                       std::vector<std::optional<store::user_record>> records);
+  template <typename Pred>
+  void evict_all(const std::string& user, Pred which, const std::string& why);
   // Earliest first. Invariant: deadline_timer_ is waiting for deadlines_.top().at (== timer_at_)
   // whenever the queue is not empty, except during a sweep.
   std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> deadlines_;

@@ -241,7 +241,8 @@ awaitable<void> line::authenticate() {
   }
   // No suspension since the check: what the hub applied from the store so far is known.
   if (checked.generation) hub_.note_settings_read(*checked.generation);
-  device& d = hub_.claim_device(m.user, m.instance, checked.settings, m.answers);
+  device& d =
+      hub_.claim_device(m.user, m.instance, checked.settings, checked.credential, m.answers);
   d.lines.push_back(this);
   device_ = &d;
   const auto& cfg = hub_.config();
@@ -278,12 +279,12 @@ awaitable<credential_check> line::check_credentials(const p::login& m) {
   if (m.auth == p::auth_method::token) {
     device* d = hub_.find_device(m.user, m.instance);
     const bool ok = d && CRYPTO_memcmp(d->token.data(), m.secret.data(), p::token_size) == 0;
-    if (!ok) co_return credential_check{error_code::bad_credentials, {}, std::nullopt};
+    if (!ok) co_return credential_check{error_code::bad_credentials, {}, std::nullopt, 0};
     ++hub_.counters().token_logins;
-    co_return credential_check{error_code::ok, d->settings, std::nullopt};
+    co_return credential_check{error_code::ok, d->settings, std::nullopt, d->credential};
   }
   if (hub_.pending_logins() >= hub_.config().max_pending_logins) {
-    co_return credential_check{error_code::busy, {}, std::nullopt};
+    co_return credential_check{error_code::busy, {}, std::nullopt, 0};
   }
   ++hub_.pending_logins();
   auth_result found;
@@ -295,9 +296,10 @@ awaitable<credential_check> line::check_credentials(const p::login& m) {
     throw;
   }
   --hub_.pending_logins();
-  if (!found.record) co_return credential_check{error_code::bad_credentials, {}, std::nullopt};
+  if (!found.record) co_return credential_check{error_code::bad_credentials, {}, std::nullopt, 0};
   ++hub_.counters().password_logins;
-  co_return credential_check{error_code::ok, found.record->settings, found.generation};
+  co_return credential_check{error_code::ok, found.record->settings, found.generation,
+                             found.record->credential};
 }
 
 // --- serving a logged-in line -----------------------------------------------------------------

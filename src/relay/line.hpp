@@ -27,6 +27,7 @@ struct credential_check {
   protocol::error_code code = protocol::error_code::ok;
   store::user_settings settings;
   std::optional<std::uint64_t> generation;  // password logins: the store generation read at
+  std::uint64_t credential = 0;             // user_record::credential (token: the device's)
 };
 class line : public std::enable_shared_from_this<line> {
   friend class offload;

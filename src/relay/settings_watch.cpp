@@ -3,6 +3,8 @@
 // which must never stall the control thread.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "net/offload.hpp"
 #include "relay/hub.hpp"
 
@@ -68,6 +70,21 @@ awaitable<void> hub::reload_settings() {
   apply_settings(ids, std::move(records));
 }
 
+// Evicts every device of `user` for which `which` holds. evict_device() changes the user's list
+// (and erases it with its last device), so the list is looked up afresh each time.
+template <typename Pred>
+void hub::evict_all(const std::string& user, Pred which, const std::string& why) {
+  for (;;) {
+    auto it = devices_.find(user);
+    if (it == devices_.end()) return;
+    auto& list = it->second;
+    auto victim =
+        std::find_if(list.begin(), list.end(), [&which](const auto& d) { return which(*d); });
+    if (victim == list.end()) return;
+    evict_device(victim->get(), p::error_code::bad_credentials, why);
+  }
+}
+
 void hub::apply_settings(const std::vector<std::string>& users,
                          std::vector<std::optional<store::user_record>> records) {
   ++settings_reloads_;
@@ -77,16 +94,20 @@ void hub::apply_settings(const std::vector<std::string>& users,
     if (!records[i]) {
       spdlog::info("{}: user removed from the store: logging out its {} device(s)", users[i],
                    it->second.size());
-      // evict_device() erases the user's entry once its last device is gone.
-      while (true) {
-        auto again = devices_.find(users[i]);
-        if (again == devices_.end() || again->second.empty()) break;
-        evict_device(again->second.front().get(), p::error_code::bad_credentials,
-                     "user removed from the relay");
-      }
+      evict_all(
+          users[i], [](const device&) { return true; }, "user removed from the relay");
       continue;
     }
-    for (auto& d : it->second) d->settings = records[i]->settings;
+    const store::user_record& rec = *records[i];
+    const auto stale = [&rec](const device& d) { return d.credential != rec.credential; };
+    if (std::any_of(it->second.begin(), it->second.end(),
+                    [&stale](const auto& d) { return stale(*d); })) {
+      spdlog::info("{}: password changed: logging out the devices that used the old one", users[i]);
+      evict_all(users[i], stale, "password changed");
+    }
+    if (auto left = devices_.find(users[i]); left != devices_.end()) {
+      for (auto& d : left->second) d->settings = rec.settings;
+    }
   }
 }
 

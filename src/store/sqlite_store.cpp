@@ -179,6 +179,16 @@ struct stored_user {
   std::string pw_hash;
 };
 
+// FNV-1a over the stored hash: not a secret (the hash is not one either), only a change marker.
+std::uint64_t digest_of(std::string_view pw_hash) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (const char c : pw_hash) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
 // Reads all rows of a select_users_sql query (ordered by u.id), grouping callers per user.
 std::vector<stored_user> read_users(statement& st, const fs::path& file) {
   std::vector<stored_user> users;
@@ -196,6 +206,7 @@ std::vector<stored_user> read_users(statement& st, const fs::path& file) {
       u.record.settings.max_lines = static_cast<std::uint16_t>(max_lines);
       u.record.created_unix = st.int_at(2);
       u.pw_hash = st.text_at(3);
+      u.record.credential = digest_of(u.pw_hash);
       users.push_back(std::move(u));
     }
     if (!st.is_null(4)) users.back().record.settings.allow.push_back(st.text_at(4));

@@ -32,6 +32,9 @@ struct user_record {
   std::string id;
   user_settings settings;
   std::int64_t created_unix = 0;
+  // Changes whenever the password does (a digest of the stored hash, whose salt is new each
+  // time; stable across processes). A relay logs out devices that logged in with an older one.
+  std::uint64_t credential = 0;
 };
 
 // Thrown for a store failure a caller can act on (duplicate user, missing user, I/O).

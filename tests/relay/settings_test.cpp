@@ -94,6 +94,37 @@ TEST(Settings, RemovedUserIsLoggedOutAndStaysOut) {
   });
 }
 
+TEST(Settings, PasswordChangeLogsOutTheDevicesThatUsedTheOldOne) {
+  relay_env env(transport::plaintext, polling_config());
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await raw_client::connect(env.endpoint);
+    co_await bob.login("bob", password_of("bob"));
+    auto bob_second_line = co_await raw_client::connect(env.endpoint);
+    const auto token_reply = co_await bob_second_line.token_login(bob);
+    CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(token_reply));
+    auto alice = co_await raw_client::connect(env.endpoint);
+    co_await alice.login("alice", password_of("alice"));
+
+    auto cli = command_line_store(env);
+    cli->set_password("bob", "a new password");
+    co_await bob.expect_logged_out(err::bad_credentials, 5s);
+    co_await bob_second_line.expect_logged_out(err::bad_credentials, 5s);
+    auto renewed = co_await raw_client::connect(env.endpoint);
+    co_await renewed.login("bob", "a new password");
+    // Logged in with the new password: the next polls leave it alone.
+    asio::steady_timer pause(co_await asio::this_coro::executor);
+    pause.expires_after(400ms);
+    co_await pause.async_wait(use_awaitable);
+    const p::ping ping{9};
+    co_await renewed.send(ping);
+    const auto renewed_pong = co_await renewed.expect<p::pong>();
+    EXPECT_EQ(renewed_pong.nonce, 9u);
+    co_await alice.send(ping);
+    const auto alice_pong = co_await alice.expect<p::pong>();
+    EXPECT_EQ(alice_pong.nonce, 9u);
+  });
+}
+
 // Unchanged settings are not read again: the generation check alone, every poll.
 TEST(Settings, NoChangeNoReload) {
   relay_env env(transport::plaintext, polling_config());

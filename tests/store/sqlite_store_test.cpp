@@ -151,6 +151,24 @@ TEST_F(SqliteStore, GenerationMovesWithOwnAndOtherWritersOnly) {
   EXPECT_NE(relay_side->generation(), g2);
 }
 
+// The relay logs out devices whose password changed: the credential marker must change with the
+// password, and read the same through any connection and any read.
+TEST_F(SqliteStore, CredentialMarkerChangesWithThePasswordOnly) {
+  auto a = open();
+  auto b = open();
+  a->add_user("alice", "one");
+  const auto c1 = a->find_user("alice")->credential;
+  EXPECT_NE(c1, 0u);
+  EXPECT_EQ(b->find_user("alice")->credential, c1);
+  EXPECT_EQ(a->authenticate("alice", "one")->credential, c1);
+  EXPECT_EQ(b->list_users().at(0).credential, c1);
+  b->set_allow_list("alice", {"bob"});
+  EXPECT_EQ(a->find_user("alice")->credential, c1) << "settings are not the password";
+  b->set_password("alice", "one");  // the same password: a new salt, so a new hash
+  const auto c2 = a->find_user("alice")->credential;
+  EXPECT_NE(c2, c1);
+}
+
 TEST_F(SqliteStore, RemoveUser) {
   auto store = open();
   store->add_user("alice", "pw");
