@@ -14,16 +14,16 @@ namespace switchboard::relay {
 namespace p = protocol;
 
 hub::hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users)
-    : ex_(ex),
+    : ex_(std::move(ex)),
       cfg_(std::move(cfg)),
       users_(users),
       forwarders_(cfg_.forward_threads),
       auth_pool_(std::max(1u, cfg_.auth_threads)),
       by_address_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
       by_user_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
-      deadline_timer_(ex),
-      trim_timer_(ex),
-      settings_timer_(ex) {}
+      deadline_timer_(ex_),
+      trim_timer_(ex_),
+      settings_timer_(ex_) {}
 
 hub::~hub() {
   auth_pool_.join();
