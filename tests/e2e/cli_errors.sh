@@ -146,6 +146,18 @@ expect_ok peers-carol sb 30 carol peers
 [[ ! -s $WORK/peers-carol.out ]] || fail "carol's peers (expected none): $(cat "$WORK/peers-carol.out")"
 log "ok: peers: alice sees bob and carol, dave sees carol, carol sees nobody"
 
+# The running relay follows changes the command line makes to its store (settings_poll_ms, 1 s),
+# without the devices logging in again: bob's allow-list opens to anyone, and carol, deleted,
+# is logged out on every line.
+expect_ok user-allow-any relay_user "$DATA" allow bob --any
+_dave_reaches_bob() { call_echo dave bob:echo live-change; }
+wait_for 10 "dave's call to bob:echo after 'user allow bob --any' on the running relay" _dave_reaches_bob
+expect_ok user-del-carol relay_user "$DATA" del carol
+wait_log relay "carol: user removed from the store" 10
+wait_log carol "BAD_CREDENTIALS.*user removed from the relay" 10
+expect_fail pipe-deleted-peer "TARGET_OFFLINE" sb 30 dave pipe carol:echo </dev/null
+log "ok: the running relay applied 'user allow' and 'user del' to logged-in devices"
+
 # The slow cases: they must fail (non-zero, never a login), whatever the time they take.
 for name in slow-refused slow-wrong-fp slow-plain-vs-tls; do
   wait_bg "$name" 70
