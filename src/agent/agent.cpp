@@ -82,6 +82,9 @@ void agent::login_refused(error_code code, const std::string& message, bool used
     retry_at_once_ = true;
     return;
   }
+  // A logged-in line told LOGGED-OUT(BAD_CREDENTIALS) (user removed, password changed): the token
+  // died with the device (protocol.md §6): the next try is a password login, after the back-off.
+  if (code == error_code::bad_credentials) token_.reset();
   const bool final_for_instance = code == error_code::duplicate_login;
   const bool login_refusal = code == error_code::bad_credentials ||
                              code == error_code::too_many_lines ||

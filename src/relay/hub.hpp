@@ -65,6 +65,7 @@ struct hub_counters {
   std::uint64_t password_logins = 0;  // successful Argon2id logins
   std::uint64_t token_logins = 0;     // successful line-token logins
   std::uint64_t failed_logins = 0;
+  std::uint64_t failed_token_logins = 0;  // of failed_logins: with a line token no longer valid
   std::uint64_t sessions_paired = 0;
   std::uint64_t demands = 0;
   std::uint64_t offloads = 0;        // stints of paired sessions on forwarding threads
@@ -94,7 +95,8 @@ class hub {
   std::size_t& pending_logins() { return pending_logins_; }
 
   void add_line(line* l) { all_lines_.insert(l); }
-  // Also drops every queued deadline once the last line is gone, so an idle relay holds no timer.
+  // Also drops every queued deadline once the last line is gone, so an idle relay holds no
+  // deadline timer (the settings watch still ticks, see arm_settings_timer).
   void remove_line(line* l);
   std::size_t line_count() const { return all_lines_.size(); }
   const std::unordered_set<line*>& all_lines() const { return all_lines_; }

@@ -230,6 +230,7 @@ awaitable<void> line::authenticate() {
   if (checked.code != error_code::ok) {
     if (checked.code == error_code::bad_credentials) {
       ++hub_.counters().failed_logins;
+      if (m.auth == p::auth_method::token) ++hub_.counters().failed_token_logins;
       hub_.address_limiter().record_failure(ip);
       hub_.user_limiter().record_failure(m.user);
     }

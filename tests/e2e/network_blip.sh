@@ -22,17 +22,29 @@ NS=sb-blip-$$
 VR=sbb$$r  # the relay's end, in this namespace
 VD=sbb$$d  # bob's end, in $NS
 NET=198.18.$(($$ % 256))  # RFC 2544 benchmarking range: never a real network
+# A run that CTest killed (SIGKILL at its TIMEOUT) never ran its EXIT trap: remove the namespaces
+# and links of runs whose shell is gone, so that their addresses cannot clash with this one's.
+for old_ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^sb-blip-[0-9]+$/ { print $1 }'); do
+  old_pid=${old_ns#sb-blip-}
+  if ! kill -0 "$old_pid" 2>/dev/null; then
+    ip netns del "$old_ns" 2>/dev/null || true
+    ip link del "sbb${old_pid}r" 2>/dev/null || true
+  fi
+done
 test_teardown() {
   ip netns del "$NS" 2>/dev/null  # takes $VD and with it its peer $VR
   ip link del "$VR" 2>/dev/null || true
 }
 ip netns add "$NS" || skip "cannot make a network namespace here"
-ip link add "$VR" type veth peer name "$VD" netns "$NS"
-ip addr add "$NET.1/30" dev "$VR"
-ip link set "$VR" up
-ip -n "$NS" addr add "$NET.2/30" dev "$VD"
-ip -n "$NS" link set "$VD" up
-ip -n "$NS" link set lo up
+# Each step may be refused in a sandbox (no CAP_NET_ADMIN, no veth, no sysfs for netns exec):
+# that is a skip, not a failure. (errexit is off inside this list, hence the && chain.)
+{ ip link add "$VR" type veth peer name "$VD" netns "$NS" &&
+  ip addr add "$NET.1/30" dev "$VR" &&
+  ip link set "$VR" up &&
+  ip -n "$NS" addr add "$NET.2/30" dev "$VD" &&
+  ip -n "$NS" link set "$VD" up &&
+  ip -n "$NS" link set lo up &&
+  ip netns exec "$NS" true; } || skip "cannot link a network namespace to this one here"
 
 # ns_bg CMD [ARGS...]: for start_bg, CMD in bob's namespace (ip netns exec execs: same PID).
 ns_bg() { exec ip netns exec "$NS" timeout -k 60 "$BG_LIMIT" "$@"; }

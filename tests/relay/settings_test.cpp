@@ -125,15 +125,38 @@ TEST(Settings, PasswordChangeLogsOutTheDevicesThatUsedTheOldOne) {
   });
 }
 
+// The agent learns that its token died with its device: once the user is back (here with the same
+// password), its lines log in with the password at once, without first trying the dead token.
+TEST(Settings, AnAgentLoggedOutForBadCredentialsDropsItsToken) {
+  relay_env env(transport::plaintext, polling_config());
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await started(env, "bob", true);
+    auto cli = command_line_store(env);
+    CO_ASSERT_TRUE(cli->remove_user("bob"));
+    CO_WAIT_UNTIL(env.counters().failed_logins >= 1, 10s);  // bob's agent retries, refused
+    cli->add_user("bob", password_of("bob"));
+    CO_WAIT_UNTIL(bob->stats().lines_open >= 2 && env.hub().line_count() >= 2, 10s);
+    co_await settle(bob, 2);
+    EXPECT_EQ(env.counters().failed_token_logins, 0u) << "a login with the dead token";
+  });
+}
+
 // Unchanged settings are not read again: the generation check alone, every poll.
 TEST(Settings, NoChangeNoReload) {
   relay_env env(transport::plaintext, polling_config());
   env.run([&]() -> awaitable<void> {
     auto bob = co_await started(env, "bob", true);
     asio::steady_timer pause(co_await asio::this_coro::executor);
-    pause.expires_after(300ms);  // the first poll brings the devices to the current generation
-    co_await pause.async_wait(use_awaitable);
-    const auto reloads = env.hub().settings_reloads();
+    // The first polls bring the devices to the current generation: wait until three polls in a
+    // row read nothing (5 s at most), however slowly a loaded machine runs them.
+    auto reloads = env.hub().settings_reloads();
+    for (int i = 0; i < 16; ++i) {
+      pause.expires_after(300ms);
+      co_await pause.async_wait(use_awaitable);
+      const auto now = env.hub().settings_reloads();
+      if (now == reloads) break;
+      reloads = now;
+    }
     pause.expires_after(500ms);  // five more polls
     co_await pause.async_wait(use_awaitable);
     EXPECT_EQ(env.hub().settings_reloads(), reloads);
