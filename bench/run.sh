@@ -7,8 +7,8 @@
 #   bash bench/run.sh --full      # the figures of docs/benchmarks.md: 3 interleaved runs
 #
 # Options: --runs N, --only LIST (comma list of contender keys: direct,haproxy,socat,ssh,coturn,
-# sb-hop,sb-path,sb-tls), --no-build, --no-install, --keep (keep the work directory), --out FILE (also
-# write the table there).
+# sb-hop,sb-path,sb-tls; and the reference rows haproxy3,haproxy3-splice, run only when named),
+# --no-build, --no-install, --keep (keep the work directory), --out FILE (also write the table there).
 #
 # Contenders (every process on 127.0.0.1, ports picked here; the target services are sb_load's
 # sink and echo servers):
@@ -22,6 +22,9 @@
 #            agent that is the server: echo and sink in-process, like the servers above)
 #   sb-path  (b) whole user path: sb_load TCP -> `switchboard agent` [[forward]] -> relay -> expose -> server
 #   sb-tls   (c) as (b) with TLS lines
+#   haproxy3 / haproxy3-splice (reference rows for (b), only with --only): sb_load -> haproxy ->
+#            haproxy -> haproxy -> server, three processes as (b) has three forwarders; -splice with
+#            haproxy's kernel splicing on. Their relay CPU is the middle haproxy's.
 # A contender that cannot be started shows n/a with the reason below the table; the script still
 # exits 0 as long as the Switchboard rows produced their figures. Nothing here asserts thresholds.
 #
@@ -54,7 +57,7 @@ while [[ $# -gt 0 ]]; do
     --no-install) INSTALL=0 ;;
     --keep) KEEP=1 ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -75,6 +78,12 @@ EXPOSE_LINES=80      # the target agent's vacant lines: 64 streams + the rate wo
 FORWARD_LINES=72     # the forwarding agent's vacant lines
 BG_LIMIT=3600        # no background process started here outlives this (seconds)
 ALL_CONTENDERS=(direct haproxy socat ssh coturn sb-hop sb-path sb-tls)
+# Run only when --only names them: reference rows (see start_haproxy_chain).
+EXTRA_CONTENDERS=(haproxy3 haproxy3-splice)
+for c in ${ONLY//,/ }; do
+  [[ " ${ALL_CONTENDERS[*]} ${EXTRA_CONTENDERS[*]} " == *" $c "* ]] ||
+    { echo "run.sh: unknown contender '$c' (known: ${ALL_CONTENDERS[*]} ${EXTRA_CONTENDERS[*]})" >&2; exit 2; }
+done
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -298,32 +307,64 @@ start_direct() {
   C_SINK=$SINK_PORT; C_ECHO=$ECHO_PORT; C_IDLE=none
 }
 
+# haproxy_cfg FILE SINK_TO ECHO_TO SINK_PORT ECHO_PORT [EXTRA_DEFAULTS [MAXCONN]]: a tcp-mode
+# haproxy that listens on 127.0.0.1:SINK_PORT / ECHO_PORT and forwards to 127.0.0.1:SINK_TO / ECHO_TO.
+haproxy_cfg() {
+  cat >"$1" <<EOF
+global
+  maxconn ${7:-9000}
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+${6:-}
+listen sink
+  bind 127.0.0.1:$4
+  server sink 127.0.0.1:$2
+listen echo
+  bind 127.0.0.1:$5
+  server echo 127.0.0.1:$3
+EOF
+}
+
 start_haproxy() {
   local hp
   hp=$(command -v haproxy || echo /usr/sbin/haproxy)
   [[ -x $hp ]] || { C_WHY="haproxy not installed"; return 1; }
   local p1 p2
   p1=$(free_port); p2=$(free_port)
-  cat >"$WORK/haproxy.cfg" <<EOF
-global
-  maxconn 9000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-listen sink
-  bind 127.0.0.1:$p1
-  server sink 127.0.0.1:$SINK_PORT
-listen echo
-  bind 127.0.0.1:$p2
-  server echo 127.0.0.1:$ECHO_PORT
-EOF
+  haproxy_cfg "$WORK/haproxy.cfg" "$SINK_PORT" "$ECHO_PORT" "$p1" "$p2"
   start_bg haproxy "$hp" -db -f "$WORK/haproxy.cfg"
   C_PROCS=(haproxy)
   wait_port "$p1" 10 && wait_port "$p2" 5 || { C_WHY="haproxy did not start: $(tail -n 3 "$WORK/haproxy.log" | tr '\n' ' ')"; return 1; }
   C_SINK=$p1; C_ECHO=$p2; C_RELAY=("${PID[haproxy]}"); C_PATH=("${PID[haproxy]}")
 }
+
+# Reference rows for the user path (b): three haproxy processes in a chain, the same number of
+# forwarders and loopback TCP connections as (b) (client -> hp1 -> hp2 -> hp3 -> server). The
+# "-splice" variant turns on haproxy's kernel splicing (option splice-auto), as every forwarder of
+# (b) splices. They are not peers: the ratios stay against one haproxy.
+start_haproxy_chain() {
+  local extra=$1 hp i sink_to=$SINK_PORT echo_to=$ECHO_PORT p1 p2
+  hp=$(command -v haproxy || echo /usr/sbin/haproxy)
+  [[ -x $hp ]] || { C_WHY="haproxy not installed"; return 1; }
+  for i in 3 2 1; do   # from the server back to the client
+    p1=$(free_port); p2=$(free_port)
+    # No idle figure here, so fewer connections: with splicing haproxy also reserves descriptors
+    # for maxconn/4 pipes, and 9000 would ask for more than this machine's limit of 20,000.
+    haproxy_cfg "$WORK/haproxy_chain$i.cfg" "$sink_to" "$echo_to" "$p1" "$p2" "$extra" 2000
+    start_bg "haproxy_chain$i" "$hp" -db -f "$WORK/haproxy_chain$i.cfg"
+    C_PROCS=("haproxy_chain$i" "${C_PROCS[@]}")
+    wait_port "$p1" 10 && wait_port "$p2" 5 ||
+      { C_WHY="haproxy $i did not start: $(tail -n 3 "$WORK/haproxy_chain$i.log" | tr '\n' ' ')"; return 1; }
+    C_PATH+=("${PID[haproxy_chain$i]}")
+    sink_to=$p1; echo_to=$p2
+  done
+  C_SINK=$sink_to; C_ECHO=$echo_to; C_RELAY=("${PID[haproxy_chain2]}"); C_IDLE=none
+}
+start_haproxy3() { start_haproxy_chain ""; }
+start_haproxy3-splice() { start_haproxy_chain "  option splice-auto"; }
 
 start_socat() {
   command -v socat >/dev/null 2>&1 || { C_WHY="socat not installed"; return 1; }
@@ -656,6 +697,9 @@ CONTENDERS=()
 for c in "${ALL_CONTENDERS[@]}"; do
   if [[ -z $ONLY || ",$ONLY," == *",$c,"* ]]; then CONTENDERS+=("$c"); fi
 done
+for c in "${EXTRA_CONTENDERS[@]}"; do
+  if [[ ",$ONLY," == *",$c,"* ]]; then CONTENDERS+=("$c"); fi
+done
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 start_servers
@@ -699,6 +743,8 @@ names = {
     "sb-hop": "Switchboard (a) relay hop, plaintext",
     "sb-path": "Switchboard (b) user path, plaintext",
     "sb-tls": "Switchboard (c) user path, TLS",
+    "haproxy3": "reference: 3 haproxy in a chain",
+    "haproxy3-splice": "reference: 3 haproxy in a chain, splice-auto",
 }
 peers = ["haproxy", "socat", "ssh", "coturn"]
 def med(c, m):
@@ -709,7 +755,7 @@ for m, _, hi, _ in cols:
     cand = [med(c, m) for c in peers if med(c, m) is not None and med(c, m) > 0]
     if cand:
         best[m] = max(cand) if hi else min(cand)
-not_applicable = {("direct", m) for m in ("relay_cpu", "path_cpu", "idle_kib")} | {("sb-path", "idle_kib")}
+not_applicable = {("direct", m) for m in ("relay_cpu", "path_cpu", "idle_kib")} | {(c, "idle_kib") for c in ("sb-path", "haproxy3", "haproxy3-splice")}
 failed = {}
 for line in open(notes):
     c, text = line.rstrip("\n").split("\t", 1)
