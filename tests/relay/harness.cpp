@@ -373,6 +373,15 @@ awaitable<std::optional<raw_frame>> raw_client::read(milliseconds limit, std::so
   co_return std::get<0>(std::move(r));
 }
 
+awaitable<void> raw_client::expect_alive(std::uint64_t nonce, milliseconds limit,
+                                         std::source_location loc) {
+  co_await send(p::ping{nonce});
+  const auto pong = co_await expect<p::pong>(limit, loc);
+  if (pong.nonce != nonce) {
+    fail_at(loc, "PONG " + std::to_string(pong.nonce) + " for PING " + std::to_string(nonce));
+  }
+}
+
 awaitable<p::fail> raw_client::expect_fail(err code, milliseconds limit, std::source_location loc) {
   auto m = co_await expect<p::fail>(limit, loc);
   if (m.code != code) {

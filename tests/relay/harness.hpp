@@ -288,6 +288,9 @@ class raw_client {
     }
     co_return std::get<M>(std::move(*f->msg));
   }
+  // Sends PING(nonce); the next frame must be the PONG with that nonce: the line is still served.
+  awaitable<void> expect_alive(std::uint64_t nonce, milliseconds limit = default_wait,
+                               std::source_location loc = std::source_location::current());
   // The next frame must be FAIL / LOGGED-OUT / TERMINATE with `code`.
   awaitable<protocol::fail> expect_fail(err code, milliseconds limit = default_wait,
                                         std::source_location loc = std::source_location::current());
