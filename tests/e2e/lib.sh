@@ -7,7 +7,8 @@
 # those PIDs, never by name); relay, user and agent helpers; bounded waits. Everything listens on
 # 127.0.0.1 only, except in network_blip.sh, whose relay also listens on its own veth link to a
 # network namespace that the test makes (198.18.x.1). Every process the tests start runs under
-# `timeout`, so nothing outlives a test even if the trap never runs. Exit status 77 means skipped (CTest SKIP_RETURN_CODE).
+# `timeout`, so nothing outlives a test even if the trap never runs. Exit status 77 means skipped
+# (CTest SKIP_RETURN_CODE).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
