@@ -328,14 +328,18 @@ listen echo
 EOF
 }
 
+# haproxy_bin: sets HP to the haproxy program, or C_WHY and returns 1.
+haproxy_bin() {
+  HP=$(command -v haproxy || echo /usr/sbin/haproxy)
+  [[ -x $HP ]] || { C_WHY="haproxy not installed"; return 1; }
+}
+
 start_haproxy() {
-  local hp
-  hp=$(command -v haproxy || echo /usr/sbin/haproxy)
-  [[ -x $hp ]] || { C_WHY="haproxy not installed"; return 1; }
+  haproxy_bin || return 1
   local p1 p2
   p1=$(free_port); p2=$(free_port)
   haproxy_cfg "$WORK/haproxy.cfg" "$SINK_PORT" "$ECHO_PORT" "$p1" "$p2"
-  start_bg haproxy "$hp" -db -f "$WORK/haproxy.cfg"
+  start_bg haproxy "$HP" -db -f "$WORK/haproxy.cfg"
   C_PROCS=(haproxy)
   wait_port "$p1" 10 && wait_port "$p2" 5 || { C_WHY="haproxy did not start: $(tail -n 3 "$WORK/haproxy.log" | tr '\n' ' ')"; return 1; }
   C_SINK=$p1; C_ECHO=$p2; C_RELAY=("${PID[haproxy]}"); C_PATH=("${PID[haproxy]}")
@@ -346,15 +350,14 @@ start_haproxy() {
 # "-splice" variant turns on haproxy's kernel splicing (option splice-auto), as every forwarder of
 # (b) splices. They are not peers: the ratios stay against one haproxy.
 start_haproxy_chain() {
-  local extra=$1 hp i sink_to=$SINK_PORT echo_to=$ECHO_PORT p1 p2
-  hp=$(command -v haproxy || echo /usr/sbin/haproxy)
-  [[ -x $hp ]] || { C_WHY="haproxy not installed"; return 1; }
+  local extra=$1 i sink_to=$SINK_PORT echo_to=$ECHO_PORT p1 p2
+  haproxy_bin || return 1
   for i in 3 2 1; do   # from the server back to the client
     p1=$(free_port); p2=$(free_port)
     # No idle figure here, so fewer connections: with splicing haproxy also reserves descriptors
     # for maxconn/4 pipes, and 9000 would ask for more than this machine's limit of 20,000.
     haproxy_cfg "$WORK/haproxy_chain$i.cfg" "$sink_to" "$echo_to" "$p1" "$p2" "$extra" 2000
-    start_bg "haproxy_chain$i" "$hp" -db -f "$WORK/haproxy_chain$i.cfg"
+    start_bg "haproxy_chain$i" "$HP" -db -f "$WORK/haproxy_chain$i.cfg"
     C_PROCS=("haproxy_chain$i" "${C_PROCS[@]}")
     wait_port "$p1" 10 && wait_port "$p2" 5 ||
       { C_WHY="haproxy $i did not start: $(tail -n 3 "$WORK/haproxy_chain$i.log" | tr '\n' ' ')"; return 1; }
