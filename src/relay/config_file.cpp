@@ -41,13 +41,14 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   if (const auto* tt = t.get_as<toml::table>("timeouts")) {
     const std::string w = where + " [timeouts]";
     net::check_keys(*tt,
-                    {"login_ms", "keepalive_max_ms", "keepalive_min_ms", "demand_ms", "release_ms",
-                     "drain_ms", "settings_poll_ms"},
+                    {"login_ms", "keepalive_max_ms", "keepalive_min_ms", "demand_ms", "ring_ms",
+                     "release_ms", "drain_ms", "settings_poll_ms"},
                     w);
     c.login_timeout = net::get_ms(*tt, "login_ms", c.login_timeout, w);
     c.max_keepalive = net::get_ms(*tt, "keepalive_max_ms", c.max_keepalive, w);
     c.min_keepalive = net::get_ms(*tt, "keepalive_min_ms", c.min_keepalive, w);
     c.demand_timeout = net::get_ms(*tt, "demand_ms", c.demand_timeout, w);
+    c.ring_timeout = net::get_ms(*tt, "ring_ms", c.ring_timeout, w);
     c.release_timeout = net::get_ms(*tt, "release_ms", c.release_timeout, w);
     c.drain_timeout = net::get_ms(*tt, "drain_ms", c.drain_timeout, w);
     c.settings_poll = net::get_ms(*tt, "settings_poll_ms", c.settings_poll, w);
@@ -56,7 +57,8 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
     const std::string w = where + " [limits]";
     net::check_keys(*lt,
                     {"login_failure_burst", "login_failure_refill_s", "max_pending_logins",
-                     "auth_threads", "forward_threads"},
+                     "max_waiting_per_address", "max_waiting", "caller_line_share", "auth_threads",
+                     "forward_threads"},
                     w);
     c.login_failure_burst =
         net::get_or<double>(*lt, "login_failure_burst", c.login_failure_burst, w);
@@ -64,6 +66,11 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
         net::get_or<double>(*lt, "login_failure_refill_s", c.login_failure_refill_s, w);
     c.max_pending_logins = static_cast<std::size_t>(net::get_or<std::int64_t>(
         *lt, "max_pending_logins", static_cast<std::int64_t>(c.max_pending_logins), w));
+    c.max_waiting_per_address = static_cast<std::size_t>(net::get_or<std::int64_t>(
+        *lt, "max_waiting_per_address", static_cast<std::int64_t>(c.max_waiting_per_address), w));
+    c.max_waiting = static_cast<std::size_t>(
+        net::get_or<std::int64_t>(*lt, "max_waiting", static_cast<std::int64_t>(c.max_waiting), w));
+    c.caller_line_share = net::get_or<double>(*lt, "caller_line_share", c.caller_line_share, w);
     c.auth_threads =
         static_cast<unsigned>(net::get_or<std::int64_t>(*lt, "auth_threads", c.auth_threads, w));
     if (const auto* n = lt->get("forward_threads")) {
@@ -85,6 +92,15 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   }
   if (c.login_failure_burst < 1 || c.login_failure_refill_s <= 0) {
     throw std::runtime_error(where + ": login_failure_burst >= 1 and login_failure_refill_s > 0");
+  }
+  if (c.max_waiting_per_address < 1 || c.max_waiting < c.max_waiting_per_address) {
+    throw std::runtime_error(where + ": need 1 <= max_waiting_per_address <= max_waiting");
+  }
+  if (!(c.caller_line_share > 0 && c.caller_line_share <= 1)) {
+    throw std::runtime_error(where + ": caller_line_share must be above 0 and at most 1");
+  }
+  if (c.ring_timeout.count() < 100) {
+    throw std::runtime_error(where + ": ring_ms must be at least 100");
   }
   return c;
 }

@@ -19,8 +19,6 @@ hub::hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users)
       users_(users),
       forwarders_(cfg_.forward_threads),
       auth_pool_(std::max(1u, cfg_.auth_threads)),
-      by_address_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
-      by_user_(cfg_.login_failure_burst, cfg_.login_failure_refill_s),
       deadline_timer_(ex_),
       trim_timer_(ex_),
       settings_timer_(ex_) {}
@@ -147,6 +145,20 @@ device& hub::claim_device(const std::string& user, const p::instance_id& instanc
   return *list.back();
 }
 
+admit_result hub::admit(line& l, const p::login& m, const login_verdict& v) {
+  const std::uint16_t max_lines = v.settings.max_lines;
+  if (lines_after_login(m.user, m.instance, m.answers) >= max_lines) {
+    return {p::error_code::too_many_lines, fmt::format("at most {} lines per user", max_lines)};
+  }
+  // No suspension since admission's check: what the hub applied from the store so far is known.
+  if (v.generation) note_settings_read(*v.generation);
+  device& d = claim_device(m.user, m.instance, v.settings, v.credential, m.answers);
+  d.lines.push_back(&l);
+  admission_.leave(l);
+  note_login();
+  return {p::error_code::ok, {}, &d};
+}
+
 std::size_t hub::lines_of(const std::string& user) const {
   auto it = devices_.find(user);
   std::size_t n = 0;
@@ -177,6 +189,7 @@ void hub::detach_from_device(line* l) {
 }
 
 void hub::evict_device(device* d, p::error_code code, const std::string& text) {
+  if (!d) return;
   auto it = devices_.find(d->user);
   if (it == devices_.end()) return;
   auto& list = it->second;
@@ -188,22 +201,38 @@ void hub::evict_device(device* d, p::error_code code, const std::string& text) {
   for (line* l : gone->lines) l->evicted(code, text);
 }
 
+bool device::allows(const std::string& caller) const {
+  return settings.allow.empty() ||
+         std::find(settings.allow.begin(), settings.allow.end(), caller) != settings.allow.end();
+}
+
 route_result hub::route(const device& caller, const std::string& target_user) {
-  if (target_user == caller.user) return {p::error_code::self_call, nullptr};
+  if (target_user == caller.user) return {p::error_code::self_call, nullptr, {}};
   const device* d = answering(target_user);
-  if (!d) return {p::error_code::target_offline, nullptr};
-  const auto& allow = d->settings.allow;
-  if (!allow.empty() && std::find(allow.begin(), allow.end(), caller.user) == allow.end()) {
-    return {p::error_code::not_allowed, nullptr};
-  }
+  if (!d) return {p::error_code::target_offline, nullptr, {}};
+  if (!d->allows(caller.user)) return {p::error_code::not_allowed, nullptr, {}};
   // The vacant line that heard from its agent most recently is the least likely to be dead.
   line* best = nullptr;
+  std::size_t held = 0;  // the target's lines this caller holds ringing or paired
   for (line* l : d->lines) {
-    if (l->state() != line_state::vacant || l->closing()) continue;
-    if (!best || l->last_rx() > best->last_rx()) best = l;
+    if (l->closing()) continue;
+    if (l->state() == line_state::vacant) {
+      if (!best || l->last_rx() > best->last_rx()) best = l;
+    } else if ((l->state() == line_state::ringing || l->state() == line_state::paired) &&
+               l->called_by() == caller.user) {
+      ++held;
+    }
   }
-  if (!best) return {p::error_code::target_busy, nullptr};
-  return {p::error_code::ok, best};
+  const auto share = std::max<std::size_t>(
+      1, static_cast<std::size_t>(cfg_.caller_line_share * d->settings.max_lines));
+  if (held >= share) {
+    ++counters_.caller_share_refusals;
+    return {p::error_code::target_busy, nullptr,
+            fmt::format("you already hold {} of {}'s lines, the most one caller may", held,
+                        target_user)};
+  }
+  if (!best) return {p::error_code::target_busy, nullptr, {}};
+  return {p::error_code::ok, best, {}};
 }
 
 p::peers hub::peers_for(const device& caller) const {
@@ -211,11 +240,7 @@ p::peers hub::peers_for(const device& caller) const {
   std::size_t bytes = p::peers_fixed_bytes;
   for (const auto& [user, list] : devices_) {  // std::map: already sorted by user ID
     const device* d = answering(user);
-    if (user == caller.user || !d) continue;
-    const auto& allow = d->settings.allow;
-    if (!allow.empty() && std::find(allow.begin(), allow.end(), caller.user) == allow.end()) {
-      continue;
-    }
+    if (user == caller.user || !d || !d->allows(caller.user)) continue;
     if (out.users.size() == p::max_peers_listed ||
         bytes + 1 + user.size() > p::max_control_payload) {
       out.truncated = true;

@@ -22,9 +22,9 @@
 #include "net/asio.hpp"
 #include "net/forward.hpp"
 #include "protocol/messages.hpp"
+#include "relay/admission.hpp"
 #include "relay/config.hpp"
 #include "relay/forward_threads.hpp"
-#include "relay/rate_limiter.hpp"
 #include "store/user_store.hpp"
 
 namespace switchboard::relay {
@@ -41,11 +41,15 @@ struct device {
   store::user_settings settings;
   std::uint64_t credential = 0;  // user_record::credential of its last password login
   std::vector<line*> lines;      // every logged-in line of this device, oldest first
+
+  // The allow-list admits `caller` (an empty list admits everyone).
+  bool allows(const std::string& caller) const;
 };
 
 struct session {
   std::uint32_t id = 0;
   std::string service;
+  std::string caller_user;       // the caller's user ID, kept after the caller detaches
   std::shared_ptr<line> caller;  // reset when that side detaches
   std::shared_ptr<line> target;
   bool paired = false;
@@ -64,8 +68,13 @@ struct session {
 struct hub_counters {
   std::uint64_t password_logins = 0;  // successful Argon2id logins
   std::uint64_t token_logins = 0;     // successful line-token logins
+  std::uint64_t password_checks = 0;  // Argon2id checks started (right or wrong)
   std::uint64_t failed_logins = 0;
-  std::uint64_t failed_token_logins = 0;  // of failed_logins: with a line token no longer valid
+  std::uint64_t failed_token_logins = 0;    // of failed_logins: with a line token no longer valid
+  std::uint64_t refused_connections = 0;    // closed at accept: too many waiting to log in
+  std::uint64_t evicted_waiting = 0;        // waiting lines closed to make room for another address
+  std::uint64_t caller_share_refusals = 0;  // demands refused: the caller holds its share
+  std::uint64_t ring_timeouts = 0;          // demands that failed because the target did not answer
   std::uint64_t sessions_paired = 0;
   std::uint64_t demands = 0;
   std::uint64_t offloads = 0;        // stints of paired sessions on forwarding threads
@@ -75,6 +84,14 @@ struct hub_counters {
 struct route_result {
   protocol::error_code code = protocol::error_code::ok;
   line* target = nullptr;
+  std::string text;  // why, when code is not ok
+};
+
+// What hub::admit did with a line whose credentials were accepted.
+struct admit_result {
+  protocol::error_code code = protocol::error_code::ok;
+  std::string text;
+  device* dev = nullptr;  // ok: the device now holding the line
 };
 
 class hub {
@@ -89,10 +106,8 @@ class hub {
   std::size_t forward_thread_count() const { return forwarders_.size(); }
   store::user_store& users() { return users_; }
   hub_counters& counters() { return counters_; }
-  rate_limiter& address_limiter() { return by_address_; }
-  rate_limiter& user_limiter() { return by_user_; }
+  relay::admission& admission() { return admission_; }
   asio::thread_pool& auth_pool() { return auth_pool_; }
-  std::size_t& pending_logins() { return pending_logins_; }
 
   void add_line(line* l) { all_lines_.insert(l); }
   // Also drops every queued deadline once the last line is gone, so an idle relay holds no
@@ -102,6 +117,10 @@ class hub {
   const std::unordered_set<line*>& all_lines() const { return all_lines_; }
 
   device* find_device(const std::string& user, const protocol::instance_id& instance);
+  // Places line `l`, whose LOGIN `m` admission found right (`v`), with its device: TOO_MANY_LINES
+  // if the user would hold more than max_lines; else the instance's device (made on its first
+  // line; an answering instance evicts the user's previous one) holds the line.
+  admit_result admit(line& l, const protocol::login& m, const login_verdict& v);
   // The instance's device, made on its first line. An answering instance evicts the user's
   // previous answering instance first (LOGGED-OUT DUPLICATE_LOGIN: newest login wins).
   device& claim_device(const std::string& user, const protocol::instance_id& instance,
@@ -118,8 +137,8 @@ class hub {
   // LOGGED-OUT(code); their sessions' peers get TERMINATE(PEER_LOGGED_OUT).
   void evict_device(device* d, protocol::error_code code, const std::string& text);
 
-  // Checks a demand in the order of docs/protocol.md §5 and picks the target's freshest vacant
-  // line.
+  // Checks a demand in the order of docs/protocol.md §5 (the caller's share of the target's lines
+  // before TARGET_BUSY) and picks the target's freshest vacant line.
   route_result route(const device& caller, const std::string& target_user);
   // Logged-in users `caller` may call, sorted; at most max_peers_listed (truncated flag set).
   protocol::peers peers_for(const device& caller) const;
@@ -164,9 +183,7 @@ class hub {
   // Declared before anything a line refers to, so it is destroyed (threads joined) after them.
   forward_threads forwarders_;
   asio::thread_pool auth_pool_;
-  std::size_t pending_logins_ = 0;
-  rate_limiter by_address_;
-  rate_limiter by_user_;
+  relay::admission admission_{*this};
   // User ID -> its logged-in instances. A user with no instance has no entry.
   std::map<std::string, std::vector<std::unique_ptr<device>>> devices_;
   const device* answering(const std::string& user) const;

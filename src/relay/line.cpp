@@ -34,13 +34,15 @@ const char* state_name(line_state s) {
   return "?";
 }
 
-line::line(hub& h, net::line_stream stream, std::string remote)
+line::line(hub& h, net::line_stream stream, std::string remote, std::string address_key)
     : hub_(h),
       stream_(std::move(stream)),
       remote_(std::move(remote)),
+      address_key_(std::move(address_key)),
       id_(h.next_line_id()),
       accepted_at_(clock::now()) {
   hub_.add_line(this);
+  hub_.admission().arrive(*this, address_key_);
 }
 
 line::~line() = default;
@@ -126,6 +128,7 @@ awaitable<void> line::teardown() {
     offload_.reset();
   }
   if (!notified_close && !stream_elsewhere) stream_.close();
+  hub_.admission().leave(*this);
   hub_.detach_from_device(this);
   device_ = nullptr;
   if (auto s = session_) {
@@ -134,18 +137,19 @@ awaitable<void> line::teardown() {
     const error_code code = notified_close ? peer_code_ : error_code::peer_lost;
     if (peer) {
       if (was == line_state::ringing) {
-        co_await peer->demand_failed(error_code::target_offline,
-                                     "the target's line closed before it answered");
+        peer->demand_failed(error_code::target_offline,
+                            "the target's line closed before it answered");
       } else if (was == line_state::calling) {
-        co_await peer->notify_terminated(code, "the caller's line closed");
+        peer->notify_terminated(code, "the caller's line closed");
       } else if (!s->terminated) {
         s->terminated = true;
-        co_await peer->notify_terminated(code, std::string(p::error_text(code)));
+        peer->notify_terminated(code, std::string(p::error_text(code)));
       }
     }
   }
   hub_.remove_line(this);
   spdlog::debug("{}: closed", tag());
+  co_return;
 }
 
 // --- deadlines --------------------------------------------------------------------------------
@@ -185,14 +189,17 @@ awaitable<void> line::on_deadline() {
   } else if (!live_.blocked() && now >= live_.heard_at() + 3 * keepalive_) {
     close(error_code::keepalive_timeout, "no keep-alive for 3 intervals");
   } else if (state_ == line_state::calling && now >= state_deadline_) {
-    auto s = session_;
-    auto target = s->target;
-    co_await demand_failed(error_code::no_answer, "the target did not answer in time");
-    if (target) co_await target->notify_terminated(error_code::no_answer, "the caller gave up");
+    ++hub_.counters().ring_timeouts;
+    const auto target = session_->target;
+    // Both lines change state before either is written to: a late ACCEPT finds the target
+    // releasing while the FAIL waits for the caller's flow control.
+    if (target) target->notify_terminated(error_code::no_answer, "the caller gave up");
+    demand_failed(error_code::no_answer, "the target did not answer in time");
   } else if (state_ == line_state::releasing && now >= state_deadline_) {
     close(error_code::protocol_error, "did not RELEASE within the release deadline");
   }
   arm_deadline();  // the line lives on (or closed: then a no-op)
+  co_return;
 }
 
 // --- login ------------------------------------------------------------------------------------
@@ -210,97 +217,30 @@ awaitable<void> line::authenticate() {
   const auto& m = std::get<p::login>(msg);
   live_.heard();
   user_ = m.user;
-
-  const auto refuse = [&](error_code code, std::string text) -> awaitable<void> {
-    spdlog::info("{} from {}: login refused: {}", m.user, remote_, p::error_name(code));
-    co_await send(p::fail{code, std::move(text)});
-    // FAIL said why (docs/protocol.md §5: FAIL, then close): no LOGGED-OUT after it.
-    closing_ = true;
-    stream_.close();
-  };
-  if (m.version != p::protocol_version) {
-    co_return co_await refuse(error_code::unsupported_version, "this relay speaks version 1");
-  }
-  if (hub_.draining()) co_return co_await refuse(error_code::relay_shutdown, "relay is stopping");
-  const std::string ip = remote_.substr(0, remote_.rfind(':'));
-  if (!hub_.address_limiter().allowed(ip) || !hub_.user_limiter().allowed(m.user)) {
-    co_return co_await refuse(error_code::rate_limited, "too many failed logins; retry later");
-  }
-  const auto checked = co_await check_credentials(m);
-  if (checked.code != error_code::ok) {
-    if (checked.code == error_code::bad_credentials) {
-      ++hub_.counters().failed_logins;
-      if (m.auth == p::auth_method::token) ++hub_.counters().failed_token_logins;
-      hub_.address_limiter().record_failure(ip);
-      hub_.user_limiter().record_failure(m.user);
-    }
-    co_return co_await refuse(checked.code, std::string(p::error_text(checked.code)));
-  }
-  if (hub_.lines_after_login(m.user, m.instance, m.answers) >= checked.settings.max_lines) {
-    co_return co_await refuse(error_code::too_many_lines,
-                              fmt::format("at most {} lines per user", checked.settings.max_lines));
-  }
-  // No suspension since the check: what the hub applied from the store so far is known.
-  if (checked.generation) hub_.note_settings_read(*checked.generation);
-  device& d =
-      hub_.claim_device(m.user, m.instance, checked.settings, checked.credential, m.answers);
-  d.lines.push_back(this);
-  device_ = &d;
+  const login_verdict v = co_await hub_.admission().check(m, address_key_);
+  // Closed during the check (login deadline, relay stopping): not admitted, so it cannot evict
+  // the device's current instance either.
+  if (closing_) co_return;
+  if (v.code != error_code::ok) co_return co_await refuse_login(m, v.code, v.text);
+  const admit_result placed = hub_.admit(*this, m, v);
+  if (placed.code != error_code::ok) co_return co_await refuse_login(m, placed.code, placed.text);
+  device_ = placed.dev;
   const auto& cfg = hub_.config();
   keepalive_ =
       std::clamp(std::chrono::milliseconds(m.keepalive_ms), cfg.min_keepalive, cfg.max_keepalive);
   set_state(line_state::vacant);
-  hub_.note_login();
   spdlog::info("{}: logged in from {} ({}, keep-alive {} ms)", tag(), remote_,
                m.auth == p::auth_method::token ? "token" : "password", keepalive_.count());
   co_await send(p::login_ok{id_, static_cast<std::uint32_t>(keepalive_.count()),
-                            d.settings.max_lines, d.token});
+                            device_->settings.max_lines, device_->token});
 }
 
-namespace {
-// What the auth pool's password check found, and the store generation it read the settings at.
-struct auth_result {
-  std::uint64_t generation = 0;
-  std::optional<store::user_record> record;
-};
-
-// The job that checks a password on the auth pool.
-std::function<auth_result()> auth_job(store::user_store& users, std::string user, std::string pw) {
-  return [&users, user = std::move(user), pw = std::move(pw)] {
-    auth_result r;
-    r.generation = users.generation();  // before the read: a change after it is seen as one
-    // An ID the store refuses is a wrong login like any other.
-    if (protocol::valid_user_id(user)) r.record = users.authenticate(user, pw);
-    return r;
-  };
-}
-}  // namespace
-
-awaitable<credential_check> line::check_credentials(const p::login& m) {
-  if (m.auth == p::auth_method::token) {
-    device* d = hub_.find_device(m.user, m.instance);
-    const bool ok = d && CRYPTO_memcmp(d->token.data(), m.secret.data(), p::token_size) == 0;
-    if (!ok) co_return credential_check{error_code::bad_credentials, {}, std::nullopt, 0};
-    ++hub_.counters().token_logins;
-    co_return credential_check{error_code::ok, d->settings, std::nullopt, d->credential};
-  }
-  if (hub_.pending_logins() >= hub_.config().max_pending_logins) {
-    co_return credential_check{error_code::busy, {}, std::nullopt, 0};
-  }
-  ++hub_.pending_logins();
-  auth_result found;
-  try {
-    auto job = auth_job(hub_.users(), m.user, m.secret);
-    found = co_await net::offload(hub_.auth_pool(), std::move(job));
-  } catch (...) {
-    --hub_.pending_logins();
-    throw;
-  }
-  --hub_.pending_logins();
-  if (!found.record) co_return credential_check{error_code::bad_credentials, {}, std::nullopt, 0};
-  ++hub_.counters().password_logins;
-  co_return credential_check{error_code::ok, found.record->settings, found.generation,
-                             found.record->credential};
+awaitable<void> line::refuse_login(const p::login& m, error_code code, std::string text) {
+  spdlog::info("{} from {}: login refused: {}", m.user, remote_, p::error_name(code));
+  co_await send(p::fail{code, std::move(text)});
+  // FAIL said why (docs/protocol.md §5: FAIL, then close): no LOGGED-OUT after it.
+  closing_ = true;
+  stream_.close();
 }
 
 // --- serving a logged-in line -----------------------------------------------------------------
@@ -324,11 +264,35 @@ awaitable<void> line::serve() {
     if (!h || closing_) co_return;  // after close() nothing more is read or answered
     live_.heard();
     if (h->type == p::frame_type::data) {
-      co_await on_data(h->length);
+      switch (rule_for(state_, p::frame_type::data)) {
+        case frame_rule::handle:
+          co_await on_data(h->length);
+          break;
+        case frame_rule::discard:
+          co_await skip_data(h->length);
+          break;
+        case frame_rule::violation:
+          throw p::protocol_violation(std::string("DATA in state ") + state_name(state_));
+      }
       continue;
     }
     const auto msg = co_await net::read_control(stream_, *h);
-    co_await std::visit([this](const auto& m) { return on(m); }, msg);
+    co_await dispatch(msg);
+  }
+}
+
+awaitable<void> line::dispatch(const p::message& msg) {
+  const p::frame_type type = p::type_of(msg);
+  const line_state row = closing_ ? line_state::closed : state_;
+  switch (rule_for(row, type)) {
+    case frame_rule::handle:
+      co_await std::visit([this](const auto& m) { return on(m); }, msg);
+      break;
+    case frame_rule::discard:
+      break;
+    case frame_rule::violation:
+      throw p::protocol_violation(std::string(p::frame_name(type)) +
+                                  " is not allowed from an agent in state " + state_name(row));
   }
 }
 
@@ -383,7 +347,7 @@ awaitable<line::next_frame> line::after_offload() {
     std::optional<p::message> msg = co_await offload_->next_message(this);
     if (!msg) break;
     ++hub_.counters().offload_frames;
-    co_await std::visit([this](const auto& m) { return on(m); }, *msg);
+    co_await dispatch(*msg);
     offload_->resume(this, state_ == line_state::paired && !closing_);
   }
   const offload::outcome out = offload_->outcome_of(this);
@@ -423,8 +387,8 @@ awaitable<bool> line::send(const p::message& m) {
 
 template <typename M>
 awaitable<void> line::on(const M&) {
-  throw p::protocol_violation(std::string(p::frame_name(p::type_of(M{}))) +
-                              " is not allowed from an agent in state " + state_name(state_));
+  throw std::logic_error(std::string("no handler for ") + p::frame_name(p::type_of(M{})) +
+                         ", which the state table let through");
   co_return;
 }
 
@@ -458,8 +422,7 @@ awaitable<void> line::send_pong() {
   }
 }
 
-awaitable<void> line::on(const p::peers_request& m) {
-  if (state_ != line_state::vacant) co_return co_await on<p::peers_request>(m);
+awaitable<void> line::on(const p::peers_request&) {
   co_await send(hub_.peers_for(*device_));
 }
 
@@ -470,40 +433,53 @@ awaitable<void> line::on(const p::logout&) {
 }
 
 awaitable<void> line::on(const p::demand& m) {
-  if (state_ != line_state::vacant) {
-    throw p::protocol_violation(std::string("DEMAND in state ") + state_name(state_));
-  }
   ++hub_.counters().demands;
-  const route_result r = hub_.route(*device_, m.target);
+  route_result r = hub_.route(*device_, m.target);
   if (r.code != error_code::ok) {
     spdlog::info("{}: demand {}:{} failed: {}", tag(), m.target, m.service, p::error_name(r.code));
-    co_await send(p::fail{r.code, std::string(p::error_text(r.code))});
+    if (r.text.empty()) r.text = p::error_text(r.code);
+    co_await send(p::fail{r.code, std::move(r.text)});
     co_return;
   }
   auto s = std::make_shared<session>();
   s->id = hub_.next_session_id();
   s->service = m.service;
+  s->caller_user = user_;
   s->caller = shared_from_this();
   s->target = r.target->shared_from_this();
   session_ = s;
-  set_state(line_state::calling, clock::now() + hub_.config().demand_timeout);
+  // The target's line rings for at most ring_timeout, whatever the demand deadline.
+  const auto& cfg = hub_.config();
+  set_state(line_state::calling, clock::now() + std::min(cfg.demand_timeout, cfg.ring_timeout));
   spdlog::info("{}: session {}: demand {}:{} on {}", tag(), s->id, m.target, m.service,
                r.target->tag());
-  co_await r.target->ring(s, user_);
+  r.target->ring(s, user_);
 }
 
-awaitable<bool> line::ring(std::shared_ptr<session> s, const std::string& caller) {
+void line::ring(std::shared_ptr<session> s, const std::string& caller) {
   session_ = s;
   set_state(line_state::ringing);
-  co_return co_await send(p::incoming{s->id, caller, s->service});
+  notify(p::incoming{s->id, caller, s->service});
+}
+
+void line::notify(p::message m) {
+  asio::co_spawn(
+      hub_.executor(),
+      [self = shared_from_this(), m = std::move(m)]() -> awaitable<void> {
+        co_await self->send(m);
+      },
+      asio::detached);
 }
 
 awaitable<void> line::on(const p::accept& m) {
-  if (state_ == line_state::vacant || state_ == line_state::releasing) co_return;  // stale
-  if (state_ != line_state::ringing) co_return co_await on<p::accept>(m);
-  if (!session_ || session_->id != m.session) co_return;
+  if (!session_ || session_->id != m.session) co_return;  // an answer to an earlier call
   auto s = session_;
   auto caller = s->caller;
+  if (!caller || caller->state_ != line_state::calling || caller->session_ != s) {
+    // The call ended on the caller's side already (its line closed); the target is told so.
+    notify_terminated(error_code::peer_lost, "the caller is gone");
+    co_return;
+  }
   const bool splice = !stream_.tls() && !caller->stream_.tls();
   bool made = false;
   try {
@@ -514,8 +490,8 @@ awaitable<void> line::on(const p::accept& m) {
     spdlog::error("session {}: cannot pair: {}", s->id, e.what());
   }
   if (!made) {
-    co_await caller->demand_failed(error_code::busy, "relay out of resources");
-    co_await notify_terminated(error_code::busy, "relay out of resources");
+    caller->demand_failed(error_code::busy, "relay out of resources");
+    notify_terminated(error_code::busy, "relay out of resources");
     co_return;
   }
   s->paired = true;
@@ -524,13 +500,15 @@ awaitable<void> line::on(const p::accept& m) {
   caller->set_state(line_state::paired);
   spdlog::info("{}: session {} paired with {} ({})", tag(), s->id, caller->tag(),
                splice ? "splice" : "copy");
+  // Awaited: the target's DATA must not overtake it. Meanwhile this line's silence is judged on the
+  // caller's line, as while forwarding.
+  live_.set_blocked(true);
   co_await caller->send(p::connected{s->id, user_});
+  live_.set_blocked(false);
 }
 
 awaitable<void> line::on(const p::reject& m) {
-  if (state_ == line_state::vacant || state_ == line_state::releasing) co_return;  // stale
-  if (state_ != line_state::ringing) co_return co_await on<p::reject>(m);
-  if (!session_ || session_->id != m.session) co_return;
+  if (!session_ || session_->id != m.session) co_return;  // an answer to an earlier call
   auto caller = session_->caller;
   detach_session();
   set_state(line_state::vacant);
@@ -542,76 +520,72 @@ awaitable<void> line::on(const p::reject& m) {
   if (caller) {
     // A named local: GCC 12 destroys a conditional's temporary inside co_await twice.
     std::string reason = m.reason.empty() ? std::string(p::error_text(code)) : m.reason;
-    co_await caller->demand_failed(code, std::move(reason));
+    caller->demand_failed(code, std::move(reason));
   }
 }
 
-awaitable<void> line::demand_failed(error_code code, std::string text) {
-  if (state_ != line_state::calling) co_return;
+bool line::leave_calling() {
+  if (state_ != line_state::calling || closing_) return false;
   detach_session();
   set_state(line_state::vacant);
-  co_await send(p::fail{code, std::move(text)});
+  return true;
 }
 
-awaitable<void> line::notify_terminated(error_code code, std::string text) {
-  if (state_ != line_state::paired && state_ != line_state::ringing) co_return;
+bool line::start_releasing() {
+  if ((state_ != line_state::paired && state_ != line_state::ringing) || closing_) return false;
   if (session_) session_->terminated = true;
   set_state(line_state::releasing, clock::now() + hub_.config().release_timeout);
-  co_await send(p::terminate{code, std::move(text)});
+  return true;
+}
+
+void line::demand_failed(error_code code, std::string text) {
+  if (leave_calling()) notify(p::fail{code, std::move(text)});
+}
+
+void line::notify_terminated(error_code code, std::string text) {
+  if (start_releasing()) notify(p::terminate{code, std::move(text)});
 }
 
 awaitable<void> line::on(const p::terminate& m) {
-  if (state_ == line_state::releasing) co_return;
-  if (state_ != line_state::paired) co_return co_await on<p::terminate>(m);
   auto s = session_;
   set_state(line_state::releasing, clock::now() + hub_.config().release_timeout);
   if (!s->terminated) {
     s->terminated = true;
-    if (auto peer = s->peer_of(this)) co_await peer->notify_terminated(m.code, m.message);
+    if (auto peer = s->peer_of(this)) peer->notify_terminated(m.code, m.message);
   }
+  co_return;
 }
 
 awaitable<void> line::on(const p::release&) {
-  switch (state_) {
-    case line_state::vacant:
-      co_return;  // stale
-    case line_state::ringing:
+  if (session_) {
+    spdlog::info("{}: session {} released", tag(), session_->id);
+    if (state_ == line_state::ringing) {
       // Releasing instead of answering declines the call.
       if (auto caller = session_->caller) {
-        co_await caller->demand_failed(error_code::rejected, "the target declined");
+        caller->demand_failed(error_code::rejected, "the target declined");
       }
-      break;
-    case line_state::paired:
-      if (!session_->terminated) {
-        session_->terminated = true;
-        if (auto peer = session_->peer_of(this)) {
-          co_await peer->notify_terminated(error_code::ok, "the peer ended the session");
-        }
+    } else if (state_ == line_state::paired && !session_->terminated) {
+      session_->terminated = true;
+      if (auto peer = session_->peer_of(this)) {
+        peer->notify_terminated(error_code::ok, "the peer ended the session");
       }
-      break;
-    case line_state::releasing:
-      break;
-    default:
-      throw p::protocol_violation(std::string("RELEASE in state ") + state_name(state_));
+    }
   }
-  if (session_) spdlog::info("{}: session {} released", tag(), session_->id);
   detach_session();
   set_state(line_state::vacant);
   co_await send(p::released{});
   if (hub_.draining()) close(error_code::relay_shutdown, "relay is stopping");
 }
 
-awaitable<void> line::on(const p::eof& m) {
-  if (state_ == line_state::releasing) co_return;
-  if (state_ != line_state::paired) co_return co_await on<p::eof>(m);
-  if (auto peer = session_->peer_of(this)) co_await peer->send(p::eof{});
+awaitable<void> line::on(const p::eof&) {
+  if (auto peer = session_->peer_of(this)) {
+    live_.set_blocked(true);  // as while forwarding: silence is judged on the peer's line
+    co_await peer->send(p::eof{});
+    live_.set_blocked(false);
+  }
 }
 
 awaitable<void> line::on_data(std::uint32_t length) {
-  if (state_ == line_state::releasing) co_return co_await skip_data(length);
-  if (state_ != line_state::paired) {
-    throw p::protocol_violation(std::string("DATA in state ") + state_name(state_));
-  }
   auto s = session_;
   ++s->data_frames;
   auto peer = s->peer_of(this);
@@ -629,6 +603,11 @@ awaitable<void> line::skip_data(std::uint32_t length) {
   // may have turned it off). On the control thread, with no forwarding stint running.
   stream_.set_read_ahead(true);
   co_await net::skip_payload(stream_, length);
+}
+
+std::string_view line::called_by() const {
+  if (!session_ || session_->target.get() != this) return {};
+  return session_->caller_user;
 }
 
 void line::detach_session() {

@@ -16,26 +16,20 @@
 #include "net/line_stream.hpp"
 #include "protocol/messages.hpp"
 #include "relay/hub.hpp"
+#include "relay/line_rules.hpp"
 #include "relay/offload.hpp"
 
 namespace switchboard::relay {
 
-enum class line_state { auth, vacant, calling, ringing, paired, releasing, closed };
-const char* state_name(line_state s);
-
-struct credential_check {
-  protocol::error_code code = protocol::error_code::ok;
-  store::user_settings settings;
-  std::optional<std::uint64_t> generation;  // password logins: the store generation read at
-  std::uint64_t credential = 0;             // user_record::credential (token: the device's)
-};
 class line : public std::enable_shared_from_this<line> {
   friend class offload;
 
  public:
   using clock = std::chrono::steady_clock;
 
-  line(hub& h, net::line_stream stream, std::string remote);
+  // `address_key`: admission::address_key of the remote address; the line waits in admission
+  // until it logs in (the server asked admission::make_room first).
+  line(hub& h, net::line_stream stream, std::string remote, std::string address_key);
   ~line();
 
   // Serves the line until it closes, then tears it down. Owns a reference to itself meanwhile.
@@ -55,15 +49,23 @@ class line : public std::enable_shared_from_this<line> {
   std::uint32_t id() const { return id_; }
   const std::string& user() const { return user_; }
   device* owner() const { return device_; }
+  // The caller's user ID if this line is the target of a session (ringing or paired), else empty.
+  std::string_view called_by() const;
 
-  // Called by the caller's line: this (vacant) line is now ringing for `s`; sends INCOMING.
-  awaitable<bool> ring(std::shared_ptr<session> s, const std::string& caller);
-  // Called by the hub/peer: the session ended without this side; send TERMINATE, expect RELEASE.
-  awaitable<void> notify_terminated(protocol::error_code code, std::string text);
-  // Called by the target's line or the watchdog: the demand this (calling) line made failed.
-  awaitable<void> demand_failed(protocol::error_code code, std::string text);
+  // What another line (or the deadline queue, or the server) tells this one. Each changes this
+  // line's state at once and writes its frame from a coroutine of its own (notify()), so the
+  // teller never waits for this line's flow control.
+  // The caller's line: this (vacant) line is now ringing for `s` (INCOMING).
+  void ring(std::shared_ptr<session> s, const std::string& caller);
+  // The session ended without this side: RELEASING, TERMINATE; the agent answers RELEASE.
+  void notify_terminated(protocol::error_code code, std::string text);
+  // The demand this (calling) line made failed: VACANT, FAIL.
+  void demand_failed(protocol::error_code code, std::string text);
   // Sends one control frame under the write mutex; false if the line is gone.
   awaitable<bool> send(const protocol::message& m);
+  // send(m) from a coroutine of its own. Frames notified one after another are written in that
+  // order (the write mutex is FIFO).
+  void notify(protocol::message m);
 
   // Called by the hub's deadline timer for the entry this line queued for `at`. Entries other
   // than the newest one are ignored; a deadline that has moved on is queued again.
@@ -71,8 +73,12 @@ class line : public std::enable_shared_from_this<line> {
 
  private:
   awaitable<void> authenticate();
-  awaitable<credential_check> check_credentials(const protocol::login& m);
+  awaitable<void> refuse_login(const protocol::login& m, protocol::error_code code,
+                               std::string text);
   awaitable<void> serve();
+  // Every frame read from the agent (here or by a stint's pump) goes through the state table
+  // (line_rules.hpp) before its handler.
+  awaitable<void> dispatch(const protocol::message& m);
 
   // Moving a paired session to a forwarding thread (relay/offload.hpp). With forwarding threads,
   // a paired line's reader calls offload_or_wait() at every frame boundary: it starts a stint if
@@ -93,6 +99,7 @@ class line : public std::enable_shared_from_this<line> {
   awaitable<void> on_deadline();
   awaitable<void> teardown();
 
+  // Handlers run only where rule_for() says `handle` (and never once the line is closing).
   awaitable<void> on(const protocol::ping& m);
   awaitable<void> on(const protocol::peers_request& m);
   awaitable<void> on(const protocol::demand& m);
@@ -103,7 +110,7 @@ class line : public std::enable_shared_from_this<line> {
   awaitable<void> on(const protocol::eof& m);
   awaitable<void> on(const protocol::terminate& m);
   template <typename M>
-  awaitable<void> on(const M& m);  // any other frame: protocol violation
+  awaitable<void> on(const M& m);  // frames the table never hands to a handler
   awaitable<void> on_data(std::uint32_t length);
   // Reads and drops a DATA payload that goes nowhere (releasing, or the peer is gone).
   awaitable<void> skip_data(std::uint32_t length);
@@ -111,6 +118,13 @@ class line : public std::enable_shared_from_this<line> {
 
   // Sets the state and its demand/release deadline (none by default) and re-arms the deadline.
   void set_state(line_state s, clock::time_point deadline = clock::time_point::max());
+  // State changes that end a call, synchronous so that both lines of a session change in one step
+  // before anything is written (a frame that arrives while a FAIL or TERMINATE is being written
+  // then meets the new state). leave_calling: calling -> vacant, the session dropped;
+  // start_releasing: ringing or paired -> releasing, the session marked terminated. Each returns
+  // false (and does nothing) in any other state.
+  bool leave_calling();
+  bool start_releasing();
   void detach_session();
   std::string tag() const;  // "user/line#N" for logs
 
@@ -118,6 +132,7 @@ class line : public std::enable_shared_from_this<line> {
   net::line_stream stream_;
   net::async_mutex write_mutex_;
   std::string remote_;
+  std::string address_key_;  // admission::address_key of the remote address
   std::string user_;
   device* device_ = nullptr;
   std::uint32_t id_;

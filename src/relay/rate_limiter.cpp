@@ -23,12 +23,20 @@ bool rate_limiter::allowed(const std::string& key, clock::time_point now) {
   return it == buckets_.end() || refill(it->second, now) >= 1.0;
 }
 
-void rate_limiter::record_failure(const std::string& key, clock::time_point now) {
+bool rate_limiter::try_take(const std::string& key, clock::time_point now) {
   if (buckets_.size() >= prune_above) prune(now);
   if (buckets_.size() >= hard_cap) buckets_.clear();
   auto [it, inserted] = buckets_.try_emplace(key, bucket{burst_, now});
+  if (refill(it->second, now) < 1.0) return false;
+  it->second.tokens -= 1.0;
+  return true;
+}
+
+void rate_limiter::give_back(const std::string& key, clock::time_point now) {
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) return;  // dropped at the hard cap: nothing is owed
   refill(it->second, now);
-  it->second.tokens = std::max(0.0, it->second.tokens - 1.0);
+  it->second.tokens = std::min(burst_, it->second.tokens + 1.0);
 }
 
 void rate_limiter::prune(clock::time_point now) {

@@ -1,7 +1,9 @@
 // Token buckets of failed logins, keyed by source address or user ID (docs/protocol.md §6).
 //
-// Only failures spend tokens; a key with a full bucket is indistinguishable from an unknown key,
-// so such entries are pruned and memory stays bounded by the number of recently failing keys.
+// A password check takes a token when it starts (try_take) and gives it back when the password
+// was right (give_back): concurrent attempts cannot run more checks than the bucket holds. A key
+// with a full bucket is indistinguishable from an unknown key, so such entries are pruned and
+// memory stays bounded by the number of keys recently failing or with a check in progress.
 #pragma once
 
 #include <chrono>
@@ -16,10 +18,13 @@ class rate_limiter {
 
   rate_limiter(double burst, double refill_seconds) : burst_(burst), refill_s_(refill_seconds) {}
 
-  // True if the key has at least one token left (a login may be tried).
+  // Takes one token if the key has one left (a check may run): true. False: none left, and
+  // nothing was taken.
+  bool try_take(const std::string& key, clock::time_point now = clock::now());
+  // Returns a token taken by try_take (the check succeeded, or never ran).
+  void give_back(const std::string& key, clock::time_point now = clock::now());
+  // True if the key has at least one token left; takes nothing.
   bool allowed(const std::string& key, clock::time_point now = clock::now());
-  // Spends one token for a failed login.
-  void record_failure(const std::string& key, clock::time_point now = clock::now());
   std::size_t tracked() const { return buckets_.size(); }
 
  private:

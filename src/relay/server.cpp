@@ -45,11 +45,18 @@ awaitable<void> server::accept_loop() {
       continue;
     }
     try {
-      error_code ignored;
-      std::string remote = net::to_string(socket.remote_endpoint(ignored));
+      error_code ended;
+      const tcp::endpoint from = socket.remote_endpoint(ended);
+      if (ended) continue;  // reset before it was accepted: the socket closes here
+      std::string key = admission::address_key(from.address());
+      if (!hub_.admission().make_room(key)) {
+        spdlog::debug("accept: {} has too many connections waiting to log in", key);
+        continue;  // closed at once, before any handshake
+      }
+      std::string remote = net::to_string(from);
       auto stream = tls_ ? net::line_stream(std::move(socket), tls_.get(), true)
                          : net::line_stream(std::move(socket));
-      auto l = std::make_shared<line>(hub_, std::move(stream), std::move(remote));
+      auto l = std::make_shared<line>(hub_, std::move(stream), std::move(remote), std::move(key));
       asio::co_spawn(
           io_, [l] { return l->run(); }, asio::detached);
     } catch (const std::exception& e) {
@@ -85,15 +92,12 @@ awaitable<void> server::drain() {
   }
   // Sessions still running: both sides get TERMINATE(RELAY_SHUTDOWN) (docs/protocol.md §9). An
   // agent answers with RELEASE, and a line released while draining closes itself. Each notice is
-  // its own coroutine, so one side that does not read cannot hold up the others.
+  // written by its own coroutine (line::notify), so one side that does not read cannot hold up
+  // the others.
   for (const auto& l : snapshot_lines()) {
-    if (l->state() != line_state::paired) continue;
-    asio::co_spawn(
-        io_,
-        [l]() -> awaitable<void> {
-          co_await l->notify_terminated(protocol::error_code::relay_shutdown, "relay is stopping");
-        },
-        asio::detached);
+    if (l->state() == line_state::paired) {
+      l->notify_terminated(protocol::error_code::relay_shutdown, "relay is stopping");
+    }
   }
   const auto grace = std::chrono::steady_clock::now() + kShutdownGrace;
   while (hub_.line_count() > 0 && std::chrono::steady_clock::now() < grace) {

@@ -1,0 +1,162 @@
+#include "relay/admission.hpp"
+
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <functional>
+
+#include "net/offload.hpp"
+#include "protocol/names.hpp"
+#include "relay/hub.hpp"
+#include "relay/line.hpp"
+
+namespace switchboard::relay {
+
+namespace p = protocol;
+using p::error_code;
+
+admission::admission(hub& h)
+    : hub_(h),
+      failures_by_address_(h.config().login_failure_burst, h.config().login_failure_refill_s),
+      failures_by_user_(h.config().login_failure_burst, h.config().login_failure_refill_s) {}
+
+std::string admission::address_key(const asio::ip::address& a) {
+  if (a.is_v4()) return a.to_string();
+  const auto v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
+// --- connections that have not logged in --------------------------------------------------------
+
+std::size_t admission::waiting_from(const std::string& key) const {
+  auto it = waiting_by_address_.find(key);
+  return it == waiting_by_address_.end() ? 0 : it->second.size();
+}
+
+bool admission::make_room(const std::string& key) {
+  const auto& cfg = hub_.config();
+  const std::size_t mine = waiting_from(key);
+  if (mine >= cfg.max_waiting_per_address) {
+    ++hub_.counters().refused_connections;
+    return false;
+  }
+  if (waiting_.size() < cfg.max_waiting) return true;
+  // Full: the address holding the most gives up its oldest waiting line, if it holds more than
+  // this one would; a crowd of addresses each below that share waits out the login deadline.
+  const std::map<std::uint32_t, line*>* busiest = nullptr;
+  for (const auto& [k, lines] : waiting_by_address_) {
+    if (!busiest || lines.size() > busiest->size()) busiest = &lines;
+  }
+  if (!busiest || busiest->size() <= mine + 1) {
+    ++hub_.counters().refused_connections;
+    return false;
+  }
+  line* victim = busiest->begin()->second;
+  leave(*victim);
+  ++hub_.counters().evicted_waiting;
+  victim->close(error_code::busy, "too many connections waiting to log in");
+  return true;
+}
+
+void admission::arrive(line& l, const std::string& key) {
+  waiting_.emplace(&l, waiting_line{key, l.id()});
+  waiting_by_address_[key].emplace(l.id(), &l);
+}
+
+void admission::leave(const line& l) {
+  auto it = waiting_.find(&l);
+  if (it == waiting_.end()) return;
+  auto by = waiting_by_address_.find(it->second.key);
+  by->second.erase(it->second.id);
+  if (by->second.empty()) waiting_by_address_.erase(by);
+  waiting_.erase(it);
+}
+
+// --- credentials --------------------------------------------------------------------------------
+
+awaitable<login_verdict> admission::check(const p::login& m, const std::string& key) {
+  if (m.version != p::protocol_version) {
+    co_return login_verdict::refused(error_code::unsupported_version,
+                                     "this relay speaks version 1");
+  }
+  if (hub_.draining())
+    co_return login_verdict::refused(error_code::relay_shutdown, "relay is stopping");
+  if (m.auth == p::auth_method::token) co_return check_token(m);
+  login_verdict v = co_await check_password(m, key);
+  co_return v;
+}
+
+login_verdict admission::check_token(const p::login& m) {
+  const device* d = hub_.find_device(m.user, m.instance);
+  const bool ok = d && CRYPTO_memcmp(d->token.data(), m.secret.data(), p::token_size) == 0;
+  if (!ok) {
+    ++hub_.counters().failed_logins;
+    ++hub_.counters().failed_token_logins;
+    return login_verdict::refused(error_code::bad_credentials,
+                                  std::string(p::error_text(error_code::bad_credentials)));
+  }
+  ++hub_.counters().token_logins;
+  return login_verdict::accepted(d->settings, std::nullopt, d->credential);
+}
+
+namespace {
+// What the auth pool's password check found, and the store generation it read the settings at.
+struct auth_result {
+  std::uint64_t generation = 0;
+  std::optional<store::user_record> record;
+};
+
+std::function<auth_result()> auth_job(store::user_store& users, std::string user, std::string pw) {
+  return [&users, user = std::move(user), pw = std::move(pw)] {
+    auth_result r;
+    r.generation = users.generation();  // before the read: a change after it is seen as one
+    // An ID the store refuses is a wrong login like any other.
+    if (protocol::valid_user_id(user)) r.record = users.authenticate(user, pw);
+    return r;
+  };
+}
+}  // namespace
+
+awaitable<login_verdict> admission::check_password(const p::login& m, const std::string& key) {
+  if (checks_in_progress_ >= hub_.config().max_pending_logins) {
+    co_return login_verdict::refused(error_code::busy, "too many logins at once; retry later");
+  }
+  // Tokens are taken before the check, so that concurrent attempts cannot outrun the buckets.
+  if (!failures_by_address_.try_take(key)) {
+    co_return login_verdict::refused(error_code::rate_limited,
+                                     "too many failed logins from this address; retry later");
+  }
+  if (!failures_by_user_.try_take(m.user)) {
+    failures_by_address_.give_back(key);
+    co_return login_verdict::refused(error_code::rate_limited,
+                                     "too many failed logins for this user ID; retry later");
+  }
+  ++checks_in_progress_;
+  ++hub_.counters().password_checks;
+  auth_result found;
+  try {
+    auto job = auth_job(hub_.users(), m.user, m.secret);
+    found = co_await net::offload(hub_.auth_pool(), std::move(job));
+  } catch (...) {
+    --checks_in_progress_;
+    failures_by_address_.give_back(key);
+    failures_by_user_.give_back(m.user);
+    throw;
+  }
+  --checks_in_progress_;
+  if (!found.record) {
+    ++hub_.counters().failed_logins;
+    co_return login_verdict::refused(error_code::bad_credentials,
+                                     std::string(p::error_text(error_code::bad_credentials)));
+  }
+  failures_by_address_.give_back(key);
+  failures_by_user_.give_back(m.user);
+  ++hub_.counters().password_logins;
+  co_return login_verdict::accepted(found.record->settings, found.generation,
+                                    found.record->credential);
+}
+
+}  // namespace switchboard::relay

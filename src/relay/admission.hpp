@@ -1,0 +1,99 @@
+// Who may become a logged-in line (docs/protocol.md §6 and §9): the one owner of
+// - the caps on connections that have not logged in yet: per source address (IPv6: per /64) and
+//   in all, with the oldest waiting connection of the busiest address closed to make room;
+// - the failed-login buckets (per address and per user ID), a token taken when a password check
+//   starts and given back when the password was right, and the cap on password checks at once;
+// - the verdict on a LOGIN's credentials: Argon2id on the hub's auth pool for a password, a
+//   constant-time compare for a line token (which never touches the buckets: a stale token is not
+//   a guessed password, and the check is cheap).
+// A line reads its LOGIN, asks check() and sends what it says; the hub then places the line with
+// its device (hub::admit: max_lines, duplicate logins).
+//
+// Threading: control thread only; the password check itself runs on the hub's auth pool.
+// Ownership: owned by the hub; it keeps raw pointers to waiting lines, each removed by leave()
+// (login or teardown) before the line can be destroyed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "net/asio.hpp"
+#include "protocol/messages.hpp"
+#include "relay/rate_limiter.hpp"
+#include "store/user_store.hpp"
+
+namespace switchboard::relay {
+
+class hub;
+class line;
+
+// What check() found. code ok: the credentials are right (settings to apply, and for a password
+// login the store generation they were read at).
+struct login_verdict {
+  protocol::error_code code = protocol::error_code::ok;
+  std::string text;  // for the FAIL: why, for people
+  store::user_settings settings;
+  std::optional<std::uint64_t> generation;
+  std::uint64_t credential = 0;  // user_record::credential (token: the device's)
+
+  static login_verdict refused(protocol::error_code code, std::string why) {
+    login_verdict v;
+    v.code = code;
+    v.text = std::move(why);
+    return v;
+  }
+  static login_verdict accepted(store::user_settings settings,
+                                std::optional<std::uint64_t> generation, std::uint64_t credential) {
+    login_verdict v;
+    v.settings = std::move(settings);
+    v.generation = generation;
+    v.credential = credential;
+    return v;
+  }
+};
+
+class admission {
+ public:
+  explicit admission(hub& h);
+
+  // The key a source address is counted under: the address itself for IPv4 (and IPv4-mapped
+  // IPv6), its /64 prefix for IPv6 (one subscriber's usual allocation).
+  static std::string address_key(const asio::ip::address& a);
+
+  // A connection from `key` was accepted. False: refuse it (close at once): its address holds
+  // max_waiting_per_address connections that have not logged in, or all the room is taken by
+  // addresses holding no more than it does. At the global cap, the oldest waiting line of the
+  // address holding the most is closed (LOGGED-OUT BUSY) to make room.
+  bool make_room(const std::string& key);
+  // `l` (from `key`) waits for its login. Call after make_room() said yes.
+  void arrive(line& l, const std::string& key);
+  // `l` logged in or closed: it no longer waits. Idempotent.
+  void leave(const line& l);
+  std::size_t waiting() const { return waiting_.size(); }
+  std::size_t waiting_from(const std::string& key) const;
+
+  // The verdict on m's credentials, from a line at address `key`.
+  awaitable<login_verdict> check(const protocol::login& m, const std::string& key);
+  std::size_t checks_in_progress() const { return checks_in_progress_; }
+
+ private:
+  awaitable<login_verdict> check_password(const protocol::login& m, const std::string& key);
+  login_verdict check_token(const protocol::login& m);
+
+  hub& hub_;
+  rate_limiter failures_by_address_;
+  rate_limiter failures_by_user_;
+  std::size_t checks_in_progress_ = 0;
+  struct waiting_line {
+    std::string key;
+    std::uint32_t id;
+  };
+  std::unordered_map<const line*, waiting_line> waiting_;
+  // Per address key: its waiting lines by line id, so oldest first.
+  std::unordered_map<std::string, std::map<std::uint32_t, line*>> waiting_by_address_;
+};
+
+}  // namespace switchboard::relay
