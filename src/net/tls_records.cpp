@@ -460,8 +460,9 @@ std::optional<std::size_t> record_layer::open_next(std::span<std::uint8_t> out) 
 
 void record_layer::on_control(std::uint8_t type, std::span<const std::uint8_t> content) {
   if (type == type_alert) {
-    if (content.size() != 2)
+    if (content.size() != 2) {
       fail(record_error::malformed_alert, "alert of " + std::to_string(content.size()) + " bytes");
+    }
     if (content[1] == alert_close_notify) {
       closed_ = true;
     } else if (content[1] == alert_user_canceled) {
@@ -515,21 +516,16 @@ void record_layer::note_no_data(bool key_update) {
     key_updates_in_window_ = 0;
     others_in_window_ = 0;
   }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(limits_.interval).count();
   if (key_update) {
     if (++key_updates_in_window_ > limits_.key_updates) {
-      fail(
-          record_error::key_update_flood,
-          "more than " + std::to_string(limits_.key_updates) + " KeyUpdates in " +
-              std::to_string(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(limits_.interval).count()) +
-              " ms");
+      fail(record_error::key_update_flood, "more than " + std::to_string(limits_.key_updates) +
+                                               " KeyUpdates in " + std::to_string(ms) + " ms");
     }
   } else if (++others_in_window_ > limits_.others) {
-    fail(record_error::no_data_flood,
-         "more than " + std::to_string(limits_.others) + " records without application data in " +
-             std::to_string(
-                 std::chrono::duration_cast<std::chrono::milliseconds>(limits_.interval).count()) +
-             " ms");
+    fail(record_error::no_data_flood, "more than " + std::to_string(limits_.others) +
+                                          " records without application data in " +
+                                          std::to_string(ms) + " ms");
   }
 }
 
