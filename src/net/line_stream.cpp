@@ -141,15 +141,20 @@ void line_stream::take_over_records() {
   if (!secrets) return;
   tls13::capture_into(ssl_.get(), nullptr);
   const auto suite = tls13::suite_of(SSL_get_current_cipher(ssl_.get()));
-  if (!suite || !secrets->complete() || SSL_has_pending(ssl_.get()) == 1 || ssl_writes_ > 0) {
+  // The record layer starts both directions at sequence 0 under the first application keys: a
+  // record OpenSSL sealed or opened under them (a NewSessionTicket of a server, a write that drove
+  // the handshake) would make it reuse a nonce or misread the peer, so OpenSSL then keeps them.
+  if (!suite || !secrets->complete() || !secrets->fresh() || SSL_has_pending(ssl_.get()) == 1 ||
+      ssl_writes_ > 0) {
     SSL_set_read_ahead(ssl_.get(), 1);  // OpenSSL goes on carrying the records
     return;
   }
   const std::span<const std::uint8_t> client(secrets->client.data(), secrets->client_size);
   const std::span<const std::uint8_t> server(secrets->server.data(), secrets->server_size);
   const bool is_server = SSL_is_server(ssl_.get()) == 1;
-  records_ = std::make_unique<tls13::record_layer>(*suite, is_server ? client : server,
-                                                   is_server ? server : client);
+  records_ = std::make_unique<tls13::record_layer>(
+      *suite, is_server ? tls13::role::server : tls13::role::client, is_server ? client : server,
+      is_server ? server : client);
   ssl_.reset();  // before the gatherer: the SSL's write BIO points at it
   gatherer_.reset();
 }
@@ -396,15 +401,19 @@ awaitable<std::size_t> line_stream::read_records(asio::mutable_buffer buf) {
   const std::span<std::uint8_t> out(static_cast<std::uint8_t*>(buf.data()), buf.size());
   for (;;) {
     const std::size_t n = records.read(out);
-    if (n > 0) {
-      if (--read_budget_ == 0) {
-        // sync_budget reads in a row without waiting: let the thread's other lines run.
-        read_budget_ = sync_budget;
-        co_await asio::post(socket_.get_executor(), use_awaitable);
-      }
-      co_return n;
+    // A read that returned bytes costs one unit of the budget, and so does every record without
+    // application bytes it opened (KeyUpdates, alerts, tickets, empty records): a peer that sends
+    // only those cannot keep this loop from yielding, whether or not bytes ever follow.
+    const unsigned cost = (n > 0 ? 1 : 0) + records.take_no_data_records();
+    if (cost >= read_budget_) {
+      read_budget_ = sync_budget;
+      co_await asio::post(socket_.get_executor(), use_awaitable);
+    } else {
+      read_budget_ -= cost;
     }
+    if (n > 0) co_return n;
     if (records.closed()) co_return 0;  // close_notify
+    if (records.readable()) continue;   // whole records held: read() stopped at its limit
     const std::span<std::uint8_t> space = records.receive_space();
     const ssize_t got = ::recv(socket_.native_handle(), space.data(), space.size(), 0);
     if (got > 0) {

@@ -135,7 +135,9 @@ class line_stream {
   // Plaintext reads and writes are first tried directly on the non-blocking socket; after
   // sync_budget such tries in a row one goes through Asio (and the scheduler's queue), so that a
   // line whose bytes never run out cannot keep the other lines of the thread waiting. TLS reads
-  // (always direct: SSL_read on the non-blocking socket) yield once per sync_budget likewise.
+  // (always direct: SSL_read on the non-blocking socket) yield once per sync_budget likewise; on
+  // a line that carries its own records every record without application bytes counts as one
+  // such read too (tls13::record_layer::take_no_data_records).
   static constexpr unsigned sync_budget = 16;
 
   tcp::socket socket_;

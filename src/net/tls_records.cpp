@@ -21,14 +21,61 @@ namespace {
 constexpr std::uint8_t type_alert = 21;
 constexpr std::uint8_t type_handshake = 22;
 constexpr std::uint8_t type_application_data = 23;
+constexpr std::uint8_t handshake_finished = 20;
 constexpr std::uint8_t handshake_new_session_ticket = 4;
 constexpr std::uint8_t handshake_key_update = 24;
 constexpr std::uint8_t alert_close_notify = 0;
 constexpr std::uint8_t alert_user_canceled = 90;
 
-[[noreturn]] void fail(const std::string& what) {
-  throw boost::system::system_error(asio::error::connection_aborted, "TLS record: " + what);
+[[noreturn]] void fail(record_error e, const std::string& what) {
+  throw boost::system::system_error(make_error_code(e), "TLS record: " + what);
 }
+
+class record_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "tls13 record"; }
+  std::string message(int e) const override {
+    switch (static_cast<record_error>(e)) {
+      case record_error::bad_record_mac:
+        return "bad_record_mac: a TLS record failed authentication";
+      case record_error::record_overflow:
+        return "record_overflow: a TLS record over the length limit";
+      case record_error::unexpected_outer_type:
+        return "unexpected_message: an outer content type other than application_data";
+      case record_error::bad_legacy_version:
+        return "decode_error: bad legacy record version";
+      case record_error::record_too_short:
+        return "decode_error: a TLS record too short for its tag";
+      case record_error::no_content_type:
+        return "unexpected_message: a TLS record without a content type";
+      case record_error::unexpected_content_type:
+        return "unexpected_message: unknown inner content type";
+      case record_error::malformed_alert:
+        return "decode_error: malformed alert";
+      case record_error::alert_received:
+        return "alert from the peer";
+      case record_error::empty_handshake_record:
+        return "unexpected_message: a handshake record of no bytes";
+      case record_error::fragmented_handshake:
+        return "unexpected_message: a handshake message split across records";
+      case record_error::malformed_handshake:
+        return "decode_error: truncated handshake message";
+      case record_error::malformed_key_update:
+        return "decode_error: malformed KeyUpdate";
+      case record_error::unexpected_handshake:
+        return "unexpected_message: a handshake message not allowed after the handshake";
+      case record_error::client_session_ticket:
+        return "unexpected_message: a NewSessionTicket from a client";
+      case record_error::key_update_flood:
+        return "too many KeyUpdates per interval";
+      case record_error::no_data_flood:
+        return "too many TLS records without application data per interval";
+      case record_error::crypto_failure:
+        return "TLS key derivation or AEAD setup failed";
+    }
+    return "unknown TLS record error";
+  }
+};
 
 struct suite_traits {
   const char* digest;
@@ -64,7 +111,7 @@ void expand_label(suite s, std::span<const std::uint8_t> secret, std::string_vie
   info[n++] = 0;  // empty context
 
   static EVP_KDF* const hkdf = EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr);
-  if (hkdf == nullptr) fail("HKDF is not available");
+  if (hkdf == nullptr) fail(record_error::crypto_failure, "HKDF is not available");
   const std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)> ctx(EVP_KDF_CTX_new(hkdf),
                                                                       &EVP_KDF_CTX_free);
   int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
@@ -77,7 +124,7 @@ void expand_label(suite s, std::span<const std::uint8_t> secret, std::string_vie
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), n),
       OSSL_PARAM_construct_end()};
   if (!ctx || EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) {
-    fail("HKDF-Expand-Label failed");
+    fail(record_error::crypto_failure, "HKDF-Expand-Label failed");
   }
 }
 
@@ -106,13 +153,13 @@ class aead_contexts {
       if (!s.ctx || EVP_CipherInit_ex(s.ctx.get(), traits(k.cipher_suite()).cipher(), nullptr,
                                       nullptr, nullptr, enc) != 1) {
         s.ctx.reset();
-        fail("cannot make an AEAD context");
+        fail(record_error::crypto_failure, "cannot make an AEAD context");
       }
     }
     if (s.key_id != k.key_id()) {
       if (EVP_CipherInit_ex(s.ctx.get(), nullptr, nullptr, k.key().data(), nullptr, enc) != 1) {
         s.key_id = 0;
-        fail("cannot set the AEAD key");
+        fail(record_error::crypto_failure, "cannot set the AEAD key");
       }
       s.key_id = k.key_id();
     }
@@ -144,6 +191,23 @@ std::uint8_t parse_secret(std::string_view hex, std::array<std::uint8_t, 48>& to
   return static_cast<std::uint8_t>(hex.size() / 2);
 }
 
+// The message callback: counts the records OpenSSL seals after our Finished and opens after the
+// peer's, which are those under the application traffic keys. A record's header is reported
+// before the handshake messages it carries, so the record of a Finished itself is not counted.
+void on_message(int write_p, int /*version*/, int content_type, const void* buf, std::size_t len,
+                SSL* ssl, void* /*arg*/) {
+  auto* sink = static_cast<traffic_secrets*>(SSL_get_ex_data(ssl, secrets_index()));
+  if (sink == nullptr) return;
+  const bool written = write_p != 0;
+  if (content_type == SSL3_RT_HEADER) {
+    if (written && sink->finished_written) ++sink->records_written;
+    if (!written && sink->finished_read) ++sink->records_read;
+  } else if (content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+             *static_cast<const std::uint8_t*>(buf) == handshake_finished) {
+    (written ? sink->finished_written : sink->finished_read) = true;
+  }
+}
+
 // The key-log callback: "<LABEL> <client random hex> <secret hex>".
 void on_key_log(const SSL* ssl, const char* line) {
   auto* sink = static_cast<traffic_secrets*>(SSL_get_ex_data(ssl, secrets_index()));
@@ -167,7 +231,12 @@ std::uint16_t load16(const std::uint8_t* p) {
 
 }  // namespace
 
-// ---- suites and secrets --------------------------------------------------------------------
+// ---- errors, suites and secrets -------------------------------------------------------------
+
+const boost::system::error_category& record_category() noexcept {
+  static const record_category_impl category;
+  return category;
+}
 
 std::optional<suite> suite_of(const SSL_CIPHER* cipher) {
   if (cipher == nullptr) return std::nullopt;
@@ -196,7 +265,10 @@ void keep_openssl_records(SSL_CTX* ctx) {
 }
 
 void capture_into(SSL* ssl, traffic_secrets* sink) {
-  if (SSL_set_ex_data(ssl, secrets_index(), sink) != 1) fail("SSL_set_ex_data failed");
+  if (SSL_set_ex_data(ssl, secrets_index(), sink) != 1) {
+    fail(record_error::crypto_failure, "SSL_set_ex_data failed");
+  }
+  SSL_set_msg_callback(ssl, sink == nullptr ? nullptr : on_message);
 }
 
 // ---- traffic_keys --------------------------------------------------------------------------
@@ -244,12 +316,14 @@ std::array<std::uint8_t, 12> traffic_keys::next_nonce() {
 
 // ---- record_layer: reading -----------------------------------------------------------------
 
-record_layer::record_layer(suite s, std::span<const std::uint8_t> read_secret,
+record_layer::record_layer(suite s, role r, std::span<const std::uint8_t> read_secret,
                            std::span<const std::uint8_t> write_secret,
-                           std::uint64_t key_update_after)
+                           std::uint64_t key_update_after, no_data_limits limits)
     : read_keys_(s, read_secret),
       write_keys_(s, write_secret),
-      key_update_after_(std::max<std::uint64_t>(key_update_after, 1)) {}
+      key_update_after_(std::max<std::uint64_t>(key_update_after, 1)),
+      limits_(limits),
+      role_(r) {}
 
 std::span<std::uint8_t> record_layer::receive_space() {
   if (!buffer_) buffer_.emplace();
@@ -269,20 +343,24 @@ void record_layer::received(std::size_t n) {
   data_end_ += static_cast<std::uint32_t>(n);
 }
 
-const char* record_layer::header_fault() const noexcept {
+std::optional<record_error> record_layer::header_fault() const noexcept {
   const std::uint8_t* h = (**buffer_).get() + data_begin_;
-  if (h[0] != type_application_data) return "unexpected outer content type after the handshake";
-  if (h[1] != 0x03 || h[2] != 0x03) return "bad legacy record version";
+  if (h[0] != type_application_data) return record_error::unexpected_outer_type;
+  if (h[1] != 0x03 || h[2] != 0x03) return record_error::bad_legacy_version;
   const std::size_t length = load16(h + 3);
-  if (length > max_ciphertext) return "record overflow";
-  if (length < tag_size + 1) return "record too short";
-  return nullptr;
+  if (length > max_ciphertext) return record_error::record_overflow;
+  if (length < tag_size + 1) return record_error::record_too_short;
+  return std::nullopt;
 }
 
 std::size_t record_layer::whole_record() const {
   const std::size_t held = data_end_ - data_begin_;
   if (held < header_size) return 0;
-  if (const char* fault = header_fault()) fail(fault);
+  if (const auto fault = header_fault()) {
+    const std::uint8_t* h = (**buffer_).get() + data_begin_;
+    fail(*fault, "bad record header (type " + std::to_string(h[0]) + ", length " +
+                     std::to_string(load16(h + 3)) + ")");
+  }
   const std::size_t size = header_size + load16((**buffer_).get() + data_begin_ + 3);
   return held >= size ? size : 0;
 }
@@ -291,7 +369,7 @@ bool record_layer::readable() const noexcept {
   if (closed_ || failure_ || plain_end_ > plain_begin_) return true;
   if (!buffer_ || data_end_ - data_begin_ < header_size) return false;
   // A bad header is readable: read() reports it without touching the socket.
-  if (header_fault() != nullptr) return true;
+  if (header_fault()) return true;
   return data_end_ - data_begin_ >= header_size + load16((**buffer_).get() + data_begin_ + 3);
 }
 
@@ -314,13 +392,18 @@ std::pair<std::uint8_t, std::size_t> record_layer::open(std::size_t size, std::u
       EVP_CipherUpdate(ctx, dst, &len, rec + header_size, static_cast<int>(sealed_size)) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, tag_size, rec + size - tag_size) != 1 ||
       EVP_CipherFinal_ex(ctx, dst + len, &tail) != 1) {
-    fail("a record failed authentication (bad_record_mac)");
+    fail(record_error::bad_record_mac, "a record failed authentication");
   }
   data_begin_ += static_cast<std::uint32_t>(size);
+  // §5.4: the whole TLSInnerPlaintext (content, type, padding) is at most 2^14 + 1 bytes.
+  if (sealed_size > max_plaintext + 1) {
+    fail(record_error::record_overflow,
+         "inner plaintext of " + std::to_string(sealed_size) + " bytes");
+  }
   // TLSInnerPlaintext: content, then the real content type, then zero padding (§5.2).
   std::size_t end = sealed_size;
   while (end > 0 && dst[end - 1] == 0) --end;
-  if (end == 0) fail("a record without a content type");
+  if (end == 0) fail(record_error::no_content_type, "a record of zeros only");
   return {dst[end - 1], end - 1};
 }
 
@@ -332,7 +415,9 @@ std::size_t record_layer::read(std::span<std::uint8_t> out) {
     std::memcpy(out.data(), (**buffer_).get() + plain_begin_, n);
     plain_begin_ += static_cast<std::uint32_t>(n);
   }
-  while (n < out.size() && !closed_ && buffer_) {
+  const unsigned no_data_before = no_data_records_;
+  while (n < out.size() && !closed_ && buffer_ &&
+         no_data_records_ - no_data_before < max_no_data_per_read) {
     try {
       const std::optional<std::size_t> got = open_next(out.subspan(n));
       if (!got) break;
@@ -361,6 +446,10 @@ std::optional<std::size_t> record_layer::open_next(std::span<std::uint8_t> out) 
     on_control(type, {dst, length});
     return 0;
   }
+  if (length == 0) {
+    note_no_data(false);  // §5.4 allows application_data records of no bytes
+    return 0;
+  }
   if (direct) return length;
   const std::size_t take = std::min(out.size(), length);
   std::memcpy(out.data(), dst, take);
@@ -371,30 +460,72 @@ std::optional<std::size_t> record_layer::open_next(std::span<std::uint8_t> out) 
 
 void record_layer::on_control(std::uint8_t type, std::span<const std::uint8_t> content) {
   if (type == type_alert) {
-    if (content.size() != 2) fail("malformed alert");
+    if (content.size() != 2) {
+      fail(record_error::malformed_alert, "alert of " + std::to_string(content.size()) + " bytes");
+    }
     if (content[1] == alert_close_notify) {
       closed_ = true;
-    } else if (content[1] != alert_user_canceled) {
-      fail("alert " + std::to_string(content[1]) + " from the peer");
+    } else if (content[1] == alert_user_canceled) {
+      note_no_data(false);
+    } else {
+      fail(record_error::alert_received, "alert " + std::to_string(content[1]) + " from the peer");
     }
     return;
   }
-  if (type != type_handshake) fail("unexpected content type " + std::to_string(type));
+  if (type != type_handshake) {
+    fail(record_error::unexpected_content_type, "content type " + std::to_string(type));
+  }
+  // §5.1: handshake records are never empty, and this layer takes each message from one record.
+  if (content.empty()) fail(record_error::empty_handshake_record, "handshake record of 0 bytes");
   while (!content.empty()) {
-    if (content.size() < 4) fail("truncated handshake message");
+    if (content.size() < 4) {
+      fail(record_error::malformed_handshake,
+           "handshake header cut short at " + std::to_string(content.size()) + " bytes");
+    }
     const std::size_t length = std::size_t{content[1]} << 16 | load16(content.data() + 2);
-    if (content.size() - 4 < length) fail("handshake message split across records");
+    if (content.size() - 4 < length) {
+      fail(record_error::fragmented_handshake,
+           "handshake message " + std::to_string(content[0]) + " of " + std::to_string(length) +
+               " bytes in a record with " + std::to_string(content.size() - 4));
+    }
     if (content[0] == handshake_key_update) {
       // §4.6.3: must be the record's last message; 0 = update_not_requested, 1 = requested.
-      if (length != 1 || content.size() != 5 || content[4] > 1) fail("malformed KeyUpdate");
+      if (length != 1 || content.size() != 5 || content[4] > 1) {
+        fail(record_error::malformed_key_update,
+             "KeyUpdate of " + std::to_string(length) + " bytes");
+      }
+      note_no_data(true);  // before the key derivation it would cost
       read_keys_.update();
       key_update_due_ = key_update_due_ || content[4] == 1;
       return;
     }
     if (content[0] != handshake_new_session_ticket) {
-      fail("unexpected handshake message " + std::to_string(content[0]));
+      fail(record_error::unexpected_handshake, "handshake message " + std::to_string(content[0]));
     }
+    if (role_ == role::server) fail(record_error::client_session_ticket, "NewSessionTicket");
     content = content.subspan(4 + length);  // a ticket: lines never resume
+  }
+  note_no_data(false);
+}
+
+void record_layer::note_no_data(bool key_update) {
+  ++no_data_records_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - window_start_ >= limits_.interval) {
+    window_start_ = now;
+    key_updates_in_window_ = 0;
+    others_in_window_ = 0;
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(limits_.interval).count();
+  if (key_update) {
+    if (++key_updates_in_window_ > limits_.key_updates) {
+      fail(record_error::key_update_flood, "more than " + std::to_string(limits_.key_updates) +
+                                               " KeyUpdates in " + std::to_string(ms) + " ms");
+    }
+  } else if (++others_in_window_ > limits_.others) {
+    fail(record_error::no_data_flood, "more than " + std::to_string(limits_.others) +
+                                          " records without application data in " +
+                                          std::to_string(ms) + " ms");
   }
 }
 
@@ -432,7 +563,7 @@ std::size_t record_layer::seal_record(std::uint8_t type, std::span<const asio::c
   ok = ok && EVP_CipherFinal_ex(ctx, p, &len) == 1;
   p += len;
   ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, tag_size, p) == 1;
-  if (!ok) fail("sealing a record failed");
+  if (!ok) fail(record_error::crypto_failure, "sealing a record failed");
   return header_size + sealed_size;
 }
 

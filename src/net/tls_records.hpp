@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -26,6 +27,48 @@
 #include "net/recycled.hpp"
 
 namespace switchboard::net::tls13 {
+
+// Why a record layer gave up on a connection (RFC 8446 alert names where one applies). Thrown as
+// boost::system::system_error with a code of record_category(), whose message names the cause.
+enum class record_error {
+  bad_record_mac = 1,       // a record failed authentication
+  record_overflow,          // ciphertext over 2^14 + 256, or inner plaintext over 2^14 + 1 bytes
+  unexpected_outer_type,    // an outer content type other than application_data
+  bad_legacy_version,       // legacy_record_version is not 0x0303
+  record_too_short,         // shorter than a tag and a content type
+  no_content_type,          // an inner plaintext of zeros only
+  unexpected_content_type,  // an inner content type other than alert, handshake, application_data
+  malformed_alert,          // an alert that is not two bytes
+  alert_received,           // an alert other than close_notify and user_canceled
+  empty_handshake_record,   // a handshake record of no bytes (§5.1)
+  fragmented_handshake,     // a handshake message split across records (not reassembled)
+  malformed_handshake,      // a handshake header cut short
+  malformed_key_update,
+  unexpected_handshake,   // a handshake message other than KeyUpdate and NewSessionTicket
+  client_session_ticket,  // a NewSessionTicket from a client (§4.6.1: servers never get one)
+  key_update_flood,       // more KeyUpdates in an interval than no_data_limits allows
+  no_data_flood,          // more other records without application bytes than allowed
+  crypto_failure,         // OpenSSL could not derive keys or set up an AEAD context
+};
+const boost::system::error_category& record_category() noexcept;
+inline boost::system::error_code make_error_code(record_error e) noexcept {
+  return {static_cast<int>(e), record_category()};
+}
+
+// Records without application bytes that a line accepts from its peer per interval: KeyUpdates,
+// and the rest together (user_canceled alerts, NewSessionTickets to a client, records of no
+// bytes). One more in the same interval fails the line (key_update_flood, no_data_flood).
+// Switchboard's own ends send a KeyUpdate after 2^24 records under one key, or to answer one, and
+// no other such record; OpenSSL as a server sends its NewSessionTickets (none: no resumption)
+// right after the handshake. The defaults leave a wide margin above that and bound the work a
+// peer can cause to a few dozen key derivations per second.
+struct no_data_limits {
+  std::uint32_t key_updates = 32;
+  std::uint32_t others = 64;
+  std::chrono::steady_clock::duration interval = std::chrono::seconds(1);
+};
+
+enum class role : std::uint8_t { client, server };
 
 enum class suite : std::uint8_t {
   aes_128_gcm_sha256,
@@ -46,18 +89,29 @@ inline constexpr std::size_t record_overhead = header_size + 1 + tag_size;  // n
 inline constexpr std::uint64_t default_key_update_after = std::uint64_t{1} << 24;
 
 // The application traffic secrets of one connection, as the key-log callback reports them
-// during the handshake. Wiped when destroyed.
+// during the handshake, and the records OpenSSL has carried under them. Wiped when destroyed.
+//
+// A record layer made from these secrets starts both sequence numbers at 0 (and knows nothing of
+// a KeyUpdate OpenSSL made), so it may take over only while OpenSSL has sealed and opened no
+// record under them: fresh() says so. records_written counts the records OpenSSL sealed after
+// our Finished (the last record under the handshake keys), records_read those it opened after
+// the peer's Finished, as OpenSSL's message callback reports them.
 struct traffic_secrets {
   std::array<std::uint8_t, 48> client{};
   std::array<std::uint8_t, 48> server{};
   std::uint8_t client_size = 0;
   std::uint8_t server_size = 0;
+  bool finished_written = false;
+  bool finished_read = false;
+  std::uint32_t records_written = 0;
+  std::uint32_t records_read = 0;
 
   traffic_secrets() = default;
   traffic_secrets(const traffic_secrets&) = delete;
   traffic_secrets& operator=(const traffic_secrets&) = delete;
   ~traffic_secrets();
   bool complete() const { return client_size > 0 && server_size > 0; }
+  bool fresh() const { return records_written == 0 && records_read == 0; }
 };
 
 // Installs the callback on a context: every SSL of it that has a sink (capture_into) gets its
@@ -65,8 +119,9 @@ struct traffic_secrets {
 void capture_secrets(SSL_CTX* ctx);
 // Lines of this context keep OpenSSL's record layer (used by tests and comparisons).
 void keep_openssl_records(SSL_CTX* ctx);
-// Names where the callback writes the secrets of `ssl`; `sink` must outlive the handshake, or be
-// unset first (nullptr).
+// Names where the callback writes the secrets of `ssl`, and has OpenSSL report to `sink` every
+// record it seals or opens (SSL_set_msg_callback); `sink` must outlive the handshake, or be unset
+// first (nullptr, which also removes the message callback).
 void capture_into(SSL* ssl, traffic_secrets* sink);
 
 // One direction's keys: the current traffic secret, the AEAD key and IV derived from it, and
@@ -113,17 +168,27 @@ class traffic_keys {
 // in a buffer the caller provides and sends.
 //
 // Errors (a record that fails authentication, a malformed record, an alert other than
-// close_notify, an unexpected message) throw boost::system::system_error with
-// asio::error::connection_aborted and a text naming the fault; the connection is then unusable.
+// close_notify, an unexpected message, too many records without application bytes) throw
+// boost::system::system_error with a record_error code and a text naming the fault; the
+// connection is then unusable.
+//
+// Post-handshake handshake messages are taken whole from one record each: a message split across
+// records is refused (fragmented_handshake). RFC 8446 allows the split, but neither OpenSSL nor
+// this layer sends one, and refusing it needs no reassembly buffer per line.
 class record_layer {
  public:
   static constexpr std::size_t receive_buffer_size =
       std::size_t{64} * 1024;  // about four full records
+  // One read() opens at most this many records without application bytes before it returns, so
+  // that its caller can count them against its budget of work between yields.
+  static constexpr unsigned max_no_data_per_read = 16;
 
-  // read_secret: the peer's traffic secret (client's on a server); write_secret: our own.
-  record_layer(suite s, std::span<const std::uint8_t> read_secret,
+  // read_secret: the peer's traffic secret (client's on a server); write_secret: our own. `r` is
+  // this end's role (a server refuses NewSessionTickets).
+  record_layer(suite s, role r, std::span<const std::uint8_t> read_secret,
                std::span<const std::uint8_t> write_secret,
-               std::uint64_t key_update_after = default_key_update_after);
+               std::uint64_t key_update_after = default_key_update_after,
+               no_data_limits limits = {});
 
   // ---- reading
   // Room after the bytes held (at least one whole record's worth once they are moved to the
@@ -135,8 +200,16 @@ class record_layer {
   // whole record is held, or after the peer's close_notify (closed()). A fault met after some
   // bytes were read is thrown by the next call, so those bytes come first.
   std::size_t read(std::span<std::uint8_t> out);
-  // True if read() would return bytes, report the close or throw, without more ciphertext.
+  // True if read() would return bytes, report the close or throw, or open a record without
+  // application bytes, without more ciphertext.
   bool readable() const noexcept;
+  // Records without application bytes opened since the last call (at most max_no_data_per_read
+  // per read()); the count starts again at 0.
+  unsigned take_no_data_records() noexcept {
+    const unsigned n = no_data_records_;
+    no_data_records_ = 0;
+    return n;
+  }
   bool closed() const { return closed_; }
   // Bytes of ciphertext held that do not yet make a whole record.
   bool holds_partial_record() const { return data_end_ > data_begin_ && !readable(); }
@@ -161,8 +234,8 @@ class record_layer {
 
   // Size of the whole record at data_begin_, or 0 if it is not all here. Throws on a bad header.
   std::size_t whole_record() const;
-  // What is wrong with the header at data_begin_ (at least header_size bytes held), or nullptr.
-  const char* header_fault() const noexcept;
+  // What is wrong with the header at data_begin_ (at least header_size bytes held), if anything.
+  std::optional<record_error> header_fault() const noexcept;
   // Opens the whole record at data_begin_, if there is one (nullopt if not): into `out` when its
   // inner plaintext fits, else in place, copying what fits and keeping the rest as held
   // plaintext. Returns the application bytes put in `out` (0 for a control record).
@@ -171,12 +244,21 @@ class record_layer {
   // content type and the length of its content in dst.
   std::pair<std::uint8_t, std::size_t> open(std::size_t size, std::uint8_t* dst);
   void on_control(std::uint8_t type, std::span<const std::uint8_t> content);
+  // Counts a record without application bytes against the limits; throws past them.
+  void note_no_data(bool key_update);
   std::size_t seal_record(std::uint8_t type, std::span<const asio::const_buffer> pieces,
                           std::size_t skip, std::size_t n, std::uint8_t* out);
 
   traffic_keys read_keys_;
   traffic_keys write_keys_;
   std::uint64_t key_update_after_;
+  no_data_limits limits_;
+  // Records without application bytes in the interval that began at window_start_.
+  std::chrono::steady_clock::time_point window_start_{};
+  std::uint32_t key_updates_in_window_ = 0;
+  std::uint32_t others_in_window_ = 0;
+  unsigned no_data_records_ = 0;  // opened since take_no_data_records()
+  role role_;
   bool key_update_due_ = false;  // the peer asked for one (update_requested)
   bool closed_ = false;
   std::exception_ptr failure_;  // a fault met after bytes were read: thrown by the next read()
@@ -191,3 +273,6 @@ class record_layer {
 };
 
 }  // namespace switchboard::net::tls13
+
+template <>
+struct boost::system::is_error_code_enum<switchboard::net::tls13::record_error> : std::true_type {};

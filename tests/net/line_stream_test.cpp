@@ -2,7 +2,10 @@
 // handshake (net/tls_records.hpp) or leaving them to OpenSSL, in all four pairings (so each
 // record layer is checked against the other): which end freed its SSL, records returned together
 // by one read_some, a small first buffer sharing its record with what follows, bytes read before
-// an abrupt end returned before the error, KeyUpdate and close_notify between the two layers.
+// an abrupt end returned before the error, KeyUpdate and close_notify between the two layers, a
+// server whose OpenSSL sealed records before the takeover; and a peer flooding a line with
+// records that carry no application bytes (the reader still yields, and the line fails at the
+// cap).
 // Record counts are checked through the ciphertext bytes waiting in the receiver's socket (each
 // TLS 1.3 record adds 22 bytes: 5 of header, 1 of content type, 16 of AEAD tag).
 #include "net/line_stream.hpp"
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "net/tls.hpp"
+#include "raw_records.hpp"
 
 namespace switchboard::net {
 namespace {
@@ -284,6 +288,33 @@ TEST_P(LineStreamTlsTest, AWriteStartedDuringTheHandshakeArrives) {
   EXPECT_EQ(client.own_records(), client_owns());
 }
 
+// A server that sends tickets seals them through OpenSSL under its first application key, during
+// its handshake: a record layer taking over at sequence 0 would reuse their nonces (and its
+// client would fail to open its first record). Such a server keeps OpenSSL's records.
+TEST_P(LineStreamTlsTest, AServerWhoseOpensslSealedRecordsKeepsThem) {
+  ASSERT_EQ(SSL_CTX_set_num_tickets(server_ctx_.get(), 2), 1);
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket c(io_);
+  c.connect(acceptor.local_endpoint());
+  line_stream client(std::move(c), client_ctx_.get(), false);
+  line_stream server(acceptor.accept(), server_ctx_.get(), true);
+  const auto data = pattern(3000);
+  std::vector<std::uint8_t> got(data.size());
+  std::vector<std::uint8_t> back(data.size());
+  run([&]() -> awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    co_await (server.handshake() && client.handshake());
+    co_await server.write_all(asio::buffer(data));
+    co_await client.read_exact(asio::buffer(got));
+    co_await client.write_all(asio::buffer(data));
+    co_await server.read_exact(asio::buffer(back));
+  });
+  EXPECT_EQ(got, data);
+  EXPECT_EQ(back, data);
+  EXPECT_FALSE(server.own_records());
+  EXPECT_EQ(client.own_records(), client_owns());  // it opened nothing before it took over
+}
+
 // A close_notify from an OpenSSL end is a clean end of stream for either reader.
 TEST_P(LineStreamTlsTest, CloseNotifyEndsTheStreamCleanly) {
   if (client_owns()) GTEST_SKIP() << "the own record layer does not send close_notify";
@@ -362,6 +393,188 @@ INSTANTIATE_TEST_SUITE_P(RecordLayers, LineStreamTlsTest,
                          ::testing::Values(records::own, records::openssl, records::own_server,
                                            records::own_client),
                          name_of);
+
+// ---- records without application bytes -------------------------------------------------------
+
+// A server line carrying its own records, and a raw OpenSSL client whose traffic secret the test
+// holds, so that it can send any record (tls13::testing::raw_sealer) on the socket directly.
+class LineStreamNoDataTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "sb-no-data-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    const server_identity id = ensure_self_signed(dir_);
+    server_ctx_ = make_server_context(id);
+    client_ctx_ = make_client_context({.fingerprint = fingerprint_of_cert_file(id.cert_file)});
+    tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    raw_.connect(acceptor.local_endpoint());
+    raw_.set_option(tcp::no_delay(true));
+    raw_.set_option(asio::socket_base::send_buffer_size(1 << 20));
+    server_.emplace(acceptor.accept(), server_ctx_.get(), true);
+    server_->socket().set_option(asio::socket_base::receive_buffer_size(1 << 20));
+    raw_.non_blocking(true);
+    ssl_.reset(SSL_new(client_ctx_.get()));
+    ASSERT_EQ(SSL_set_fd(ssl_.get(), raw_.native_handle()), 1);  // the socket stays open
+    SSL_set_connect_state(ssl_.get());
+    tls13::capture_into(ssl_.get(), &secrets_);
+    std::exception_ptr failure;
+    asio::co_spawn(
+        io_,
+        [this]() -> awaitable<void> {
+          using namespace asio::experimental::awaitable_operators;
+          co_await (client_handshake() && server_->handshake());
+        },
+        [&](std::exception_ptr e) { failure = e; });
+    io_.run();
+    io_.restart();
+    if (failure) std::rethrow_exception(failure);
+    tls13::capture_into(ssl_.get(), nullptr);
+    ASSERT_TRUE(server_->own_records());
+    const auto suite = tls13::suite_of(SSL_get_current_cipher(ssl_.get()));
+    ASSERT_TRUE(suite.has_value());
+    sealer_.emplace(*suite,
+                    std::span<const std::uint8_t>(secrets_.client.data(), secrets_.client_size));
+    raw_.non_blocking(false);
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  awaitable<void> client_handshake() {
+    for (int i = 0; i < 100; ++i) {
+      const int r = SSL_do_handshake(ssl_.get());
+      if (r == 1) co_return;
+      const int e = SSL_get_error(ssl_.get(), r);
+      if (e != SSL_ERROR_WANT_READ) throw std::runtime_error("client handshake failed");
+      co_await raw_.async_wait(tcp::socket::wait_read, use_awaitable);
+    }
+    throw std::runtime_error("client handshake did not finish");
+  }
+
+  // Appends `count` records made by `make`, in that order.
+  template <typename F>
+  static void append(std::vector<std::uint8_t>& wire, int count, F make) {
+    for (int i = 0; i < count; ++i) {
+      const auto r = make();
+      wire.insert(wire.end(), r.begin(), r.end());
+    }
+  }
+  // In one write, so that all of it is in the line's socket before the reader starts (it fits
+  // in the socket buffers).
+  void send(const std::vector<std::uint8_t>& wire) { asio::write(raw_, asio::buffer(wire)); }
+
+  struct outcome {
+    std::size_t bytes = 0;            // what the first read_some returned
+    boost::system::error_code error;  // or how it failed
+    unsigned other_turns = 0;         // turns another coroutine had before the read ended
+  };
+  // One read_some of the server line, while another coroutine (started first) counts its turns
+  // of the scheduler: one per yield of the reader, none for a reader that never yields. A read
+  // still running after 10 s is ended by closing the line.
+  // Ciphertext still in the line's socket (0 once the line is closed).
+  std::size_t unread() {
+    error_code ec;
+    const std::size_t n = server_->socket().available(ec);
+    return ec ? 0 : n;
+  }
+
+  outcome read_while_counting_turns() {
+    outcome o;
+    bool done = false;
+    asio::steady_timer limit(io_, std::chrono::seconds(10));
+    limit.async_wait([&](error_code ec) {
+      if (!ec) server_->close();
+    });
+    asio::co_spawn(
+        io_,
+        [&]() -> awaitable<void> {
+          for (int i = 0; i < 100'000 && !done; ++i) {
+            co_await asio::post(io_, use_awaitable);
+            if (!done) ++o.other_turns;
+          }
+        },
+        asio::detached);
+    asio::co_spawn(
+        io_,
+        [&]() -> awaitable<void> {
+          std::array<std::uint8_t, 1024> buf{};
+          try {
+            o.bytes = co_await server_->read_some(asio::buffer(buf));
+          } catch (const boost::system::system_error& e) {
+            o.error = e.code();
+          }
+          done = true;
+          limit.cancel();
+        },
+        asio::detached);
+    io_.run();
+    io_.restart();
+    EXPECT_TRUE(done);
+    return o;
+  }
+
+  fs::path dir_;
+  asio::io_context io_;
+  ssl_ctx_ptr server_ctx_;
+  ssl_ctx_ptr client_ctx_;
+  tcp::socket raw_{io_};
+  tls13::traffic_secrets secrets_;
+  std::unique_ptr<SSL, ssl_deleter> ssl_;
+  std::optional<line_stream> server_;
+  std::optional<tls13::testing::raw_sealer> sealer_;
+};
+
+// A long run of records without bytes (under the caps) before the first application byte: the
+// reader yields every line_stream::sync_budget of them, then returns the bytes.
+TEST_F(LineStreamNoDataTest, AReaderOfRecordsWithoutBytesStillLetsOthersRun) {
+  const std::vector<std::uint8_t> hello{'h', 'e', 'l', 'l', 'o'};
+  int i = 0;
+  std::vector<std::uint8_t> wire;
+  append(wire, 60, [&] { return ++i % 2 == 0 ? sealer_->empty_data() : sealer_->user_canceled(); });
+  append(wire, 1, [&] { return sealer_->data(hello); });
+  send(wire);
+  const outcome o = read_while_counting_turns();
+  ASSERT_FALSE(o.error) << o.error.message();
+  EXPECT_EQ(o.bytes, hello.size());
+  EXPECT_GE(o.other_turns, 3u);  // 60 records, a yield after each 16
+}
+
+// A KeyUpdate flood: the reader yields while it follows them, and the line fails at the cap
+// (tls13::no_data_limits: 32 per second), long before the flood ends.
+TEST_F(LineStreamNoDataTest, AKeyUpdateFloodFailsTheLineAtTheCap) {
+  std::vector<std::uint8_t> wire;
+  append(wire, 4000, [&] { return sealer_->key_update(); });  // 108 KB: more than one recv takes
+  send(wire);
+  const outcome o = read_while_counting_turns();
+  EXPECT_EQ(o.error, tls13::record_error::key_update_flood) << o.error.message();
+  EXPECT_GE(o.other_turns, 2u);  // yields after the 16th and the 32nd
+  EXPECT_GT(unread(), 0u);       // most of the flood was never read
+}
+
+// user_canceled alerts and empty records: their own cap (64 per second).
+TEST_F(LineStreamNoDataTest, AFloodOfAlertsAndEmptyRecordsFailsTheLineAtTheCap) {
+  int i = 0;
+  std::vector<std::uint8_t> wire;
+  append(wire, 4000,
+         [&] { return ++i % 2 == 0 ? sealer_->empty_data() : sealer_->user_canceled(); });
+  send(wire);
+  const outcome o = read_while_counting_turns();
+  EXPECT_EQ(o.error, tls13::record_error::no_data_flood) << o.error.message();
+  EXPECT_GE(o.other_turns, 4u);  // yields after each 16 of the first 64
+  EXPECT_GT(unread(), 0u);
+}
+
+// A server line refuses a NewSessionTicket from its client (RFC 8446 §4.6.1).
+TEST_F(LineStreamNoDataTest, ATicketFromTheClientFailsTheLine) {
+  std::vector<std::uint8_t> wire;
+  append(wire, 1, [&] { return sealer_->new_session_ticket(); });
+  append(wire, 1, [&] { return sealer_->data(std::vector<std::uint8_t>(3, 1)); });
+  send(wire);
+  const outcome o = read_while_counting_turns();
+  EXPECT_EQ(o.error, tls13::record_error::client_session_ticket) << o.error.message();
+}
 
 class LineStreamPlainTest : public ::testing::Test {
  protected:
