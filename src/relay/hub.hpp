@@ -75,6 +75,7 @@ struct hub_counters {
   std::uint64_t evicted_waiting = 0;        // waiting lines closed to make room for another address
   std::uint64_t caller_share_refusals = 0;  // demands refused: the caller holds its share
   std::uint64_t ring_timeouts = 0;          // demands that failed because the target did not answer
+  std::uint64_t peers_paced = 0;            // PEERS? answers that waited for the line's pacing
   std::uint64_t sessions_paired = 0;
   std::uint64_t demands = 0;
   std::uint64_t offloads = 0;        // stints of paired sessions on forwarding threads

@@ -422,7 +422,24 @@ awaitable<void> line::send_pong() {
   }
 }
 
+namespace {
+// PEERS? costs the relay a walk over the logged-in users: a line gets peers_burst answers at once,
+// then one per peers_interval; a request beyond that waits, and its line's reader with it (TCP
+// holds back what the agent sends meanwhile).
+constexpr auto peers_interval = std::chrono::milliseconds(250);
+constexpr int peers_burst = 4;
+}  // namespace
+
 awaitable<void> line::on(const p::peers_request&) {
+  const auto now = clock::now();
+  peers_due_ = std::max(peers_due_, now) + peers_interval;
+  const auto wait = peers_due_ - now - peers_burst * peers_interval;
+  if (wait > clock::duration::zero()) {
+    ++hub_.counters().peers_paced;
+    asio::steady_timer pause(hub_.executor(), wait);
+    co_await pause.async_wait(use_awaitable);
+    if (closing_) co_return;  // evicted or closed meanwhile: device_ is gone
+  }
   co_await send(hub_.peers_for(*device_));
 }
 

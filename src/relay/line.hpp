@@ -151,6 +151,7 @@ class line : public std::enable_shared_from_this<line> {
   // While it runs, only the forwarding thread touches stream_.
   std::shared_ptr<offload> offload_;
   std::uint64_t pong_nonce_ = 0;
+  clock::time_point peers_due_{};  // PEERS? pacing: when the answers given so far are paid for
   protocol::error_code close_code_ = protocol::error_code::ok;
   protocol::error_code peer_code_ = protocol::error_code::peer_lost;
 };

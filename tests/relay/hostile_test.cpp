@@ -332,6 +332,27 @@ TEST(Hostile, OneCallerCannotHoldAllOfATargetsLines) {
   });
 }
 
+// A PEERS? flood is paced per line (4 at once, then 4 a second) while others are served at once.
+TEST(Hostile, APeersFloodIsPacedAndOthersAreServed) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto mallory = co_await raw_client::connect(env.endpoint);
+    co_await mallory.login("alice", password_of("alice"), 25'000, false);
+    std::vector<std::uint8_t> flood;
+    for (int i = 0; i < 12; ++i) {
+      const auto f = p::encode(p::peers_request{});
+      flood.insert(flood.end(), f.begin(), f.end());
+    }
+    const auto start = std::chrono::steady_clock::now();
+    co_await mallory.send_bytes(flood);
+    co_await expect_relay_serves(env, 5);  // while the flood waits for its pacing
+    for (int i = 0; i < 12; ++i) co_await mallory.expect<p::peers>(5s);
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(took, 8 * 250ms - 20ms) << "12 answers: 4 at once, then one per 250 ms";
+    EXPECT_EQ(env.counters().peers_paced, 8u);
+  });
+}
+
 std::optional<asio::ip::address> other_loopback(int last_octet) {
   const auto a = asio::ip::make_address("127.0.0." + std::to_string(last_octet));
   asio::io_context io;
