@@ -414,7 +414,9 @@ void model(FuzzedDataProvider& in) {
     planned& r = records.back();
     const std::size_t keep = in.ConsumeIntegralInRange<std::size_t>(0, r.wire.size() - 1);
     r.wire.resize(keep);
-    if (keep >= tls::header_size && r.header_flipped) {
+    if (keep == 0) {
+      r.must = outcome::ignored;  // nothing of it is sent
+    } else if (keep >= tls::header_size && r.header_flipped) {
       r.must = outcome::fails_or_waits;
     } else if (r.must != outcome::fails_or_waits) {
       r.must = !r.header_ok && keep >= tls::header_size ? outcome::fails : outcome::waits;

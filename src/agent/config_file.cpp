@@ -73,8 +73,9 @@ agent_config load_agent_config(const std::filesystem::path& file, agent_config c
       if (!v)
         throw std::runtime_error(where + ": [services] " + std::string(name.str()) +
                                  " must be \"HOST:PORT\"");
-      const auto spec =
-          parsed(where, [&] { return parse_service_spec(std::string(name.str()) + "=" + *v); });
+      // A named local: clang 14 cannot capture a structured binding in a lambda.
+      const std::string text = std::string(name.str()) + "=" + *v;
+      const auto spec = parsed(where, [&] { return parse_service_spec(text); });
       c.services[spec.first] = spec.second;
     }
   }
