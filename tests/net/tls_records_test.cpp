@@ -184,9 +184,12 @@ std::vector<std::uint8_t> seal_inner(traffic_keys& keys, std::uint8_t type,
   std::vector<std::uint8_t> inner = content;
   inner.push_back(type);
   const std::size_t length = inner.size() + tag_size;
-  std::vector<std::uint8_t> rec = {0x17, 0x03, 0x03, static_cast<std::uint8_t>(length >> 8),
-                                   static_cast<std::uint8_t>(length)};
-  rec.resize(header_size + length);
+  std::vector<std::uint8_t> rec(header_size + length);
+  rec[0] = 0x17;
+  rec[1] = 0x03;
+  rec[2] = 0x03;
+  rec[3] = static_cast<std::uint8_t>(length >> 8);
+  rec[4] = static_cast<std::uint8_t>(length);
   const auto nonce = keys.next_nonce();
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   int len = 0;
