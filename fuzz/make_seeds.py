@@ -145,10 +145,10 @@ def png(width, height, ppm=None, colour=False):
     return out + chunk(b"IEND", b"")
 
 
-def tiff(width, height, bits, pixels, xres=None, yres=None):
-    """Little-endian, one strip, uncompressed; min-is-white."""
+def tiff(width, height, bits, pixels, xres=None, yres=None, compression=1):
+    """Little-endian, one strip, min-is-white; `pixels` already compressed."""
     entries = [
-        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, 1),
+        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, compression),
         (262, 3, 1, 0), (273, 4, 1, 0), (277, 3, 1, 1), (278, 4, 1, height),
         (279, 4, 1, len(pixels)),
     ]
@@ -210,6 +210,9 @@ def documents():
     put("fuzz_document", "tiff-gray", tiff(16, 16, 8, bytes((i * 13) % 256 for i in range(256)),
                                             150, 150))
     put("fuzz_document", "tiff-bilevel-nores", tiff(32, 4, 1, bytes([0xF0, 0x0F, 0xAA, 0x55] * 4)))
+    # 1728 x 8000 white rows at 204 x 196 dpi (1037 mm), T.6: each row is one V0 code, a 1 bit.
+    # The exact-pixel path once let this page through without the length limit.
+    put("fuzz_document", "tiff-fax-too-long", tiff(1728, 8000, 1, b"\xff" * 1000, 204, 196, 4))
     put("fuzz_document", "pdf-square", pdf(72, 72))
     put("fuzz_document", "pdf-landscape", pdf(700, 90, rotate=90))
 
