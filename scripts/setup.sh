@@ -9,6 +9,7 @@ PKGS=(
   libspandsp-dev libtiff-dev libtiff-tools libpoppler-cpp-dev libpng-dev zlib1g-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
   curl python3 openssh-server openssh-client sqlite3 iproute2 procps
 )
 missing=()

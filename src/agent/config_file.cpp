@@ -31,6 +31,20 @@ std::pair<std::string, net::host_port> parse_service_spec(const std::string& tex
   return {name, net::parse_host_port(text.substr(eq + 1))};
 }
 
+namespace {
+
+// The value parsers throw std::invalid_argument without the file; the loader's errors name it.
+template <typename Parse>
+auto parsed(const std::string& where, Parse&& parse) {
+  try {
+    return parse();
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(where + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 agent_config load_agent_config(const std::filesystem::path& file, agent_config c) {
   const std::string where = file.string();
   const toml::table t = net::parse_toml_file(where);
@@ -39,8 +53,9 @@ agent_config load_agent_config(const std::filesystem::path& file, agent_config c
                    "keepalive_ms", "vacant_lines", "connect_timeout_ms", "services", "forward"},
                   where);
   auto& o = c.options;
-  if (const auto relay = t.get("relay")) {
-    const auto hp = net::parse_host_port(relay->value_or<std::string>(""));
+  if (t.contains("relay")) {
+    const auto text = net::get_or<std::string>(t, "relay", "", where);
+    const auto hp = parsed(where, [&] { return net::parse_host_port(text); });
     o.relay_host = hp.host;
     o.relay_port = hp.port;
   }
@@ -50,8 +65,7 @@ agent_config load_agent_config(const std::filesystem::path& file, agent_config c
   o.tls.ca_file = net::get_or<std::string>(t, "ca", o.tls.ca_file.string(), where);
   o.plaintext = net::get_or<bool>(t, "plaintext", o.plaintext, where);
   o.keepalive = net::get_ms(t, "keepalive_ms", o.keepalive, where);
-  o.vacant_lines = static_cast<std::size_t>(net::get_or<std::int64_t>(
-      t, "vacant_lines", static_cast<std::int64_t>(o.vacant_lines), where));
+  o.vacant_lines = net::get_count(t, "vacant_lines", o.vacant_lines, where);
   o.connect_timeout = net::get_ms(t, "connect_timeout_ms", o.connect_timeout, where);
   if (const auto* st = t.get_as<toml::table>("services")) {
     for (const auto& [name, addr] : *st) {
@@ -59,7 +73,9 @@ agent_config load_agent_config(const std::filesystem::path& file, agent_config c
       if (!v)
         throw std::runtime_error(where + ": [services] " + std::string(name.str()) +
                                  " must be \"HOST:PORT\"");
-      const auto spec = parse_service_spec(std::string(name.str()) + "=" + *v);
+      // A named local: clang 14 cannot capture a structured binding in a lambda.
+      const std::string text = std::string(name.str()) + "=" + *v;
+      const auto spec = parsed(where, [&] { return parse_service_spec(text); });
       c.services[spec.first] = spec.second;
     }
   }
@@ -71,8 +87,8 @@ agent_config load_agent_config(const std::filesystem::path& file, agent_config c
       forward_spec f{net::get_or<std::string>(*ft, "peer", "", where),
                      net::get_or<std::string>(*ft, "service", "", where),
                      net::get_or<std::string>(*ft, "listen", "", where)};
-      parse_peer_service(f.peer + ":" + f.service);
-      net::parse_endpoint(f.listen);
+      parsed(where + " [[forward]]", [&] { return parse_peer_service(f.peer + ":" + f.service); });
+      parsed(where + " [[forward]]", [&] { return net::parse_endpoint(f.listen); });
       c.forwards.push_back(std::move(f));
     }
   }

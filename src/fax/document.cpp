@@ -57,6 +57,16 @@ struct placement {
   int height = 0;
 };
 
+// Throws for a page longer than max_page_length_mm on the fax.
+void check_length(double length_mm, const std::string& where) {
+  if (length_mm > max_page_length_mm) {
+    char text[128];
+    std::snprintf(text, sizeof text, "is %.0f mm long on the fax; the limit is %.0f mm", length_mm,
+                  max_page_length_mm);
+    throw fax_error(where + text);
+  }
+}
+
 placement place(double w_in, double h_in, double ydpi, const std::string& where) {
   if (!(w_in > 0) || !(h_in > 0) || !std::isfinite(w_in) || !std::isfinite(h_in)) {
     throw fax_error(where + "has no area");
@@ -67,13 +77,7 @@ placement place(double w_in, double h_in, double ydpi, const std::string& where)
     std::swap(w_in, h_in);
   }
   p.scale = std::min(1.0, fax_width_in / w_in);
-  const double length_mm = h_in * p.scale * 25.4;
-  if (length_mm > max_page_length_mm) {
-    char text[128];
-    std::snprintf(text, sizeof text, "is %.0f mm long on the fax; the limit is %.0f mm", length_mm,
-                  max_page_length_mm);
-    throw fax_error(where + text);
-  }
+  check_length(h_in * p.scale * 25.4, where);
   p.width = std::min(fax_width, detail::pixels(w_in * p.scale, fax_x_dpi));
   p.height = detail::pixels(h_in * p.scale, ydpi);
   return p;
@@ -152,7 +156,7 @@ int pdf_to_tiff_f(const std::string& input, const std::string& output, const tif
   if (doc->is_locked()) throw fax_error(input + ": the PDF is password-protected");
   const int pages = doc->pages();
   if (pages <= 0) throw fax_error(input + ": the PDF has no pages");
-  if (pages > 0xFFFF) throw fax_error(input + ": too many pages");
+  if (pages > o.max_pages) throw fax_error(input + ": too many pages");
   const double ydpi = y_dpi(o.res);
   poppler::page_renderer renderer;
   renderer.set_image_format(poppler::image::format_gray8);
@@ -198,7 +202,7 @@ int pdf_to_tiff_f(const std::string& input, const std::string& output, const tif
 // --- PNG and TIFF ----------------------------------------------------------------------------
 
 int png_to_tiff_f(const std::string& input, const std::string& output, const tiff_f_options& o) {
-  const gray_image image = detail::read_png(input);
+  const gray_image image = detail::read_png(input, o.max_source_pixels);
   tiff_f_output out(output, o.coding);
   out.add(raster_page(image, y_dpi(o.res), page_prefix(input, 0)), 0, 1);
   out.commit();
@@ -209,7 +213,7 @@ int tiff_to_tiff_f(const std::string& input, const std::string& output, const ti
   detail::tiff_handle in(input, "r");
   const int pages = in.page_count();
   if (pages <= 0) in.fail("no pages");
-  if (pages > 0xFFFF) in.fail("too many pages");
+  if (pages > o.max_pages) in.fail("too many pages");
   const double ydpi = y_dpi(o.res);
   auto near = [](double v, double want) { return v >= want * 0.95 && v <= want * 1.05; };
   tiff_f_output out(output, o.coding);
@@ -220,12 +224,20 @@ int tiff_to_tiff_f(const std::string& input, const std::string& output, const ti
       const auto info = detail::page_info(in);
       if (info.bits_per_sample == 1 && info.samples_per_pixel == 1 && !info.tiled &&
           info.width == fax_width && near(info.x_dpi, fax_x_dpi) && near(info.y_dpi, ydpi)) {
-        bitmap page = detail::read_bilevel(in, info);  // already fax geometry: exact pixels
+        // Already fax geometry: exact pixels, under the same bounds as a scaled page.
+        check_length(info.height / ydpi * 25.4, where);
+        if (static_cast<std::uint64_t>(info.width) * static_cast<std::uint64_t>(info.height) >
+            o.max_source_pixels) {
+          in.fail("page of " + std::to_string(info.width) + " x " + std::to_string(info.height) +
+                  " pixels is too large to fax");
+        }
+        bitmap page = detail::read_bilevel(in, info);
         page.x_dpi = fax_x_dpi;
         page.y_dpi = ydpi;
         out.add(page, i, pages);
       } else {
-        out.add(raster_page(detail::read_gray(in, info), ydpi, where), i, pages);
+        out.add(raster_page(detail::read_gray(in, info, o.max_source_pixels), ydpi, where), i,
+                pages);
       }
     } catch (const fax_error& e) {
       std::string what = e.what();

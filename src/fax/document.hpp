@@ -7,6 +7,7 @@
 // name next to the target and renamed at the end, so a failed conversion leaves nothing behind.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "fax/bitmap.hpp"
@@ -27,6 +28,10 @@ enum class tiff_coding { mh, mr, mmr };  // T.4 1-D, T.4 2-D, T.6 (the TIFF Comp
 struct tiff_f_options {
   resolution res = resolution::fine;
   tiff_coding coding = tiff_coding::mmr;
+  // Work bounds for untrusted input (the fuzz targets set small ones): a document with more
+  // pages, or a raster page (PNG, TIFF) of more pixels before scaling, is refused.
+  int max_pages = 0xFFFF;
+  std::uint64_t max_source_pixels = 200'000'000;
 };
 
 // Converts a PDF, PNG or TIFF (recognised by its first bytes, not its name) into a multi-page

@@ -242,7 +242,7 @@ void read_png_resolution(const std::string& path, gray_image& g) {
 
 }  // namespace
 
-gray_image read_png(const std::string& path) {
+gray_image read_png(const std::string& path, std::uint64_t max_pixels) {
   png_image img;
   std::memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;
@@ -250,7 +250,7 @@ gray_image read_png(const std::string& path) {
     throw fax_error(path + ": not a readable PNG: " + img.message);
   }
   if (img.width == 0 || img.height == 0 || img.width > 100000 || img.height > 100000 ||
-      static_cast<std::uint64_t>(img.width) * img.height > 200'000'000) {
+      static_cast<std::uint64_t>(img.width) * img.height > max_pixels) {
     png_image_free(&img);
     throw fax_error(path + ": PNG of " + std::to_string(img.width) + " x " +
                     std::to_string(img.height) + " pixels is too large to fax");

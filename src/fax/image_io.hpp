@@ -115,7 +115,9 @@ tiff_page_info page_info(const tiff_handle& t);
 // The current page of a 1-bit strip TIFF.
 bitmap read_bilevel(tiff_handle& t, const tiff_page_info& info);
 // The current page of any TIFF, as grey (through libtiff's RGBA reader, alpha over white).
-gray_image read_gray(tiff_handle& t, const tiff_page_info& info);
+// Refuses a page of more than max_pixels.
+gray_image read_gray(tiff_handle& t, const tiff_page_info& info,
+                     std::uint64_t max_pixels = 200'000'000);
 
 // Appends one page of TIFF-F to a file opened for writing.
 void write_fax_page(tiff_handle& t, const bitmap& page, int page_index, int page_total,
@@ -125,7 +127,8 @@ std::vector<std::uint8_t> encode_g4(const bitmap& page);
 
 // --- libpng ----------------------------------------------------------------------------------
 
-gray_image read_png(const std::string& path);                      // x_dpi/y_dpi from pHYs, else 0
+// x_dpi/y_dpi from pHYs, else 0. Refuses an image of more than max_pixels.
+gray_image read_png(const std::string& path, std::uint64_t max_pixels = 200'000'000);
 void write_png(const std::string& path, const gray_image& image);  // pHYs from x_dpi/y_dpi if set
 
 }  // namespace switchboard::fax::detail

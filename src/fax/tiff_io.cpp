@@ -186,9 +186,9 @@ bitmap read_bilevel(tiff_handle& t, const tiff_page_info& info) {
   return b;
 }
 
-gray_image read_gray(tiff_handle& t, const tiff_page_info& info) {
+gray_image read_gray(tiff_handle& t, const tiff_page_info& info, std::uint64_t max_pixels) {
   if (static_cast<std::uint64_t>(info.width) * static_cast<std::uint64_t>(info.height) >
-      200'000'000ULL) {
+      max_pixels) {
     t.fail("page of " + std::to_string(info.width) + " x " + std::to_string(info.height) +
            " pixels is too large to fax");
   }

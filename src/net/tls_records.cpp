@@ -348,7 +348,9 @@ std::optional<record_error> record_layer::header_fault() const noexcept {
   if (h[0] != type_application_data) return record_error::unexpected_outer_type;
   if (h[1] != 0x03 || h[2] != 0x03) return record_error::bad_legacy_version;
   const std::size_t length = load16(h + 3);
-  if (length > max_ciphertext) return record_error::record_overflow;
+  // §5.2 allows 2^14 + 256 bytes of ciphertext, but §5.4 limits the TLSInnerPlaintext (content,
+  // type and padding) to 2^14 + 1 bytes, and every suite here adds exactly tag_size.
+  if (length > max_plaintext + 1 + tag_size) return record_error::record_overflow;
   if (length < tag_size + 1) return record_error::record_too_short;
   return std::nullopt;
 }
@@ -423,9 +425,11 @@ std::size_t record_layer::read(std::span<std::uint8_t> out) {
       if (!got) break;
       n += *got;
     } catch (const boost::system::system_error&) {
-      if (n == 0) throw;
-      // What was read before the fault is returned first; the fault stays for the next call.
+      // The fault is final: every later read reports it again, even when the record that caused
+      // it was consumed (an alert, a bad KeyUpdate) and good records follow. What was read
+      // before the fault is returned first.
       failure_ = std::current_exception();
+      if (n == 0) throw;
       break;
     }
   }

@@ -198,7 +198,8 @@ class record_layer {
   // Plaintext of the records held, up to out.size() bytes: first what is left of a record opened
   // earlier, then whole records (decrypted straight into `out` when they fit). Returns 0 when no
   // whole record is held, or after the peer's close_notify (closed()). A fault met after some
-  // bytes were read is thrown by the next call, so those bytes come first.
+  // bytes were read is thrown by the next call, so those bytes come first; once thrown, a fault
+  // is thrown by every later call.
   std::size_t read(std::span<std::uint8_t> out);
   // True if read() would return bytes, report the close or throw, or open a record without
   // application bytes, without more ciphertext.

@@ -4,7 +4,10 @@
 #include <toml++/toml.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -36,6 +39,28 @@ T get_or(const toml::table& t, std::string_view key, T fallback, const std::stri
   if (!node) return fallback;
   if (auto v = node->value<T>()) return *v;
   throw std::runtime_error(where + ": key '" + std::string(key) + "' has the wrong type");
+}
+
+// A count: an integer from 0 to `max`; anything else is refused, never wrapped into range.
+template <typename T>
+T get_count(const toml::table& t, std::string_view key, T fallback, const std::string& where,
+            std::uint64_t max = std::numeric_limits<T>::max()) {
+  const auto v = get_or<std::int64_t>(t, key, static_cast<std::int64_t>(fallback), where);
+  if (v < 0 || static_cast<std::uint64_t>(v) > max) {
+    throw std::runtime_error(where + ": key '" + std::string(key) + "' must be from 0 to " +
+                             std::to_string(max));
+  }
+  return static_cast<T>(v);
+}
+
+// A real number, not NaN or infinite.
+inline double get_finite(const toml::table& t, std::string_view key, double fallback,
+                         const std::string& where) {
+  const double v = get_or<double>(t, key, fallback, where);
+  if (!std::isfinite(v)) {
+    throw std::runtime_error(where + ": key '" + std::string(key) + "' must be a finite number");
+  }
+  return v;
 }
 
 inline std::chrono::milliseconds get_ms(const toml::table& t, std::string_view key,

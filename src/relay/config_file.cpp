@@ -60,19 +60,15 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
                      "max_waiting_per_address", "max_waiting", "caller_line_share", "auth_threads",
                      "forward_threads"},
                     w);
-    c.login_failure_burst =
-        net::get_or<double>(*lt, "login_failure_burst", c.login_failure_burst, w);
+    c.login_failure_burst = net::get_finite(*lt, "login_failure_burst", c.login_failure_burst, w);
     c.login_failure_refill_s =
-        net::get_or<double>(*lt, "login_failure_refill_s", c.login_failure_refill_s, w);
-    c.max_pending_logins = static_cast<std::size_t>(net::get_or<std::int64_t>(
-        *lt, "max_pending_logins", static_cast<std::int64_t>(c.max_pending_logins), w));
-    c.max_waiting_per_address = static_cast<std::size_t>(net::get_or<std::int64_t>(
-        *lt, "max_waiting_per_address", static_cast<std::int64_t>(c.max_waiting_per_address), w));
-    c.max_waiting = static_cast<std::size_t>(
-        net::get_or<std::int64_t>(*lt, "max_waiting", static_cast<std::int64_t>(c.max_waiting), w));
-    c.caller_line_share = net::get_or<double>(*lt, "caller_line_share", c.caller_line_share, w);
-    c.auth_threads =
-        static_cast<unsigned>(net::get_or<std::int64_t>(*lt, "auth_threads", c.auth_threads, w));
+        net::get_finite(*lt, "login_failure_refill_s", c.login_failure_refill_s, w);
+    c.max_pending_logins = net::get_count(*lt, "max_pending_logins", c.max_pending_logins, w);
+    c.max_waiting_per_address =
+        net::get_count(*lt, "max_waiting_per_address", c.max_waiting_per_address, w);
+    c.max_waiting = net::get_count(*lt, "max_waiting", c.max_waiting, w);
+    c.caller_line_share = net::get_finite(*lt, "caller_line_share", c.caller_line_share, w);
+    c.auth_threads = net::get_count(*lt, "auth_threads", c.auth_threads, w);
     if (const auto* n = lt->get("forward_threads")) {
       const std::string what = w + " forward_threads";
       if (const auto* text = n->as_string()) {

@@ -165,6 +165,50 @@ TEST_F(ConfigFile, AgentMistakesAreNamed) {
       std::string::npos);
 }
 
+// Found by fuzz/fuzz_relay_config.cpp: NaN passed the `burst >= 1` check, negative counts wrapped.
+TEST_F(ConfigFile, RelayRatesMustBeFiniteAndCountsAreNeverWrapped) {
+  for (const char* bad :
+       {"login_failure_burst = nan", "login_failure_burst = -nan", "login_failure_burst = inf",
+        "login_failure_refill_s = nan", "login_failure_refill_s = inf"}) {
+    EXPECT_NE(error_of([&] {
+                relay::load_relay_config(write(std::string("[limits]\n") + bad));
+              }).find(std::string(bad).substr(0, std::string(bad).find(' '))),
+              std::string::npos)
+        << bad;
+  }
+  for (const char* bad :
+       {"auth_threads = -1", "max_pending_logins = -256", "auth_threads = 4294967296"}) {
+    EXPECT_NE(error_of([&] {
+                relay::load_relay_config(write(std::string("[limits]\n") + bad));
+              }).find("must be from 0 to"),
+              std::string::npos)
+        << bad;
+  }
+  const auto c =
+      relay::load_relay_config(write("[limits]\nauth_threads = 0\nmax_pending_logins = 7"));
+  EXPECT_EQ(c.auth_threads, 0u);
+  EXPECT_EQ(c.max_pending_logins, 7u);
+}
+
+// Found by fuzz/fuzz_agent_config.cpp: address and name errors escaped as std::invalid_argument
+// without the file's name; a negative vacant_lines wrapped to 2^64 - 1 and passed the >= 1 check.
+TEST_F(ConfigFile, AgentValueErrorsAreRuntimeErrorsNamingTheFile) {
+  for (const char* bad :
+       {"relay = \"nohost\"", "relay = 7443", "[services]\nSSH = \"127.0.0.1:22\"",
+        "[services]\nssh = \"127.0.0.1\"",
+        "[[forward]]\npeer = \"bob\"\nservice = \"web\"\nlisten = \"localhost:80\"",
+        "[[forward]]\npeer = \"-bob\"\nservice = \"web\"\nlisten = \"127.0.0.1:80\"",
+        "vacant_lines = -1"}) {
+    const fs::path file = write(bad);
+    try {
+      agent::load_agent_config(file);
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(PeerServiceSpec, ParsesAndRejects) {
   EXPECT_EQ(agent::parse_peer_service("bob:ssh").first, "bob");
   EXPECT_EQ(agent::parse_peer_service("bob:ssh").second, "ssh");

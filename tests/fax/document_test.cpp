@@ -243,6 +243,36 @@ TEST(FaxDocument, WrongInputsGiveClearErrors) {
   EXPECT_FALSE(test::file_exists(d / "o.tif.part"));
 }
 
+// The exact-pixel path for pages that already have fax geometry used to skip the length limit:
+// a 1728-pixel TIFF-F page of 8000 rows at 196 dpi (1037 mm) went out as it was.
+TEST(FaxDocument, AFaxGeometryPageLongerThanTheLimitIsRefused) {
+  temp_dir d;
+  test::write_bilevel_tiff(d / "long.tif", fax_width, 8000, 204, 196);
+  EXPECT_TRUE(contains(error_of([&] { to_tiff_f(d / "long.tif", d / "o.tif", resolution::fine); }),
+                       "long.tif: page 1: is 1037 mm long on the fax; the limit is 1000 mm"));
+  EXPECT_FALSE(test::file_exists(d / "o.tif"));
+  test::write_bilevel_tiff(d / "ok.tif", fax_width, 7700, 204, 196);  // 998 mm
+  EXPECT_EQ(to_tiff_f(d / "ok.tif", d / "o.tif", resolution::fine), 1);
+}
+
+TEST(FaxDocument, WorkBoundsRefusePagesAndPixelsBeyondThem) {
+  temp_dir d;
+  test::write_gray_tiff(d / "three.tif", 40, 30, 100, 3);
+  test::write_png(d / "big.png", 100, 60, 0);
+  tiff_f_options o;
+  o.max_pages = 2;
+  EXPECT_TRUE(
+      contains(error_of([&] { to_tiff_f(d / "three.tif", d / "o.tif", o); }), "too many pages"));
+  o.max_pages = 3;
+  EXPECT_EQ(to_tiff_f(d / "three.tif", d / "o.tif", o), 3);
+  o.max_source_pixels = 5999;
+  EXPECT_TRUE(
+      contains(error_of([&] { to_tiff_f(d / "big.png", d / "p.tif", o); }), "too large to fax"));
+  EXPECT_EQ(to_tiff_f(d / "three.tif", d / "p.tif", o), 3);  // 1200 pixels a page
+  o.max_source_pixels = 6000;
+  EXPECT_EQ(to_tiff_f(d / "big.png", d / "p.tif", o), 1);
+}
+
 TEST(FaxDocument, ABadPageIsNamedAndNothingIsWritten) {
   temp_dir d;
   std::vector<test::pdf_page_spec> pages(3);

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -186,6 +187,59 @@ TEST_P(RecordLayerTest, ARecordReplayedOrReorderedFails) {
   EXPECT_THROW(open_all(fresh, second), boost::system::system_error);  // sealed as the second
 }
 
+// A record of any inner content type and content, sealed under `keys` with AES-128-GCM, as a peer
+// may send it (record_layer itself seals only application data and KeyUpdate).
+std::vector<std::uint8_t> seal_inner(traffic_keys& keys, std::uint8_t type,
+                                     const std::vector<std::uint8_t>& content) {
+  std::vector<std::uint8_t> inner = content;
+  inner.push_back(type);
+  const std::size_t length = inner.size() + tag_size;
+  std::vector<std::uint8_t> rec(header_size + length);
+  rec[0] = 0x17;
+  rec[1] = 0x03;
+  rec[2] = 0x03;
+  rec[3] = static_cast<std::uint8_t>(length >> 8);
+  rec[4] = static_cast<std::uint8_t>(length);
+  const auto nonce = keys.next_nonce();
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int len = 0;
+  const bool ok =
+      EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), nullptr, keys.key().data(), nonce.data()) == 1 &&
+      EVP_EncryptUpdate(ctx, nullptr, &len, rec.data(), header_size) == 1 &&
+      EVP_EncryptUpdate(ctx, rec.data() + header_size, &len, inner.data(),
+                        static_cast<int>(inner.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx, rec.data() + header_size + len, &len) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, tag_size,
+                          rec.data() + header_size + inner.size()) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  EXPECT_TRUE(ok);
+  return rec;
+}
+
+// A fault in a record that is consumed when it is opened (a fatal alert, an unexpected content
+// type, a malformed KeyUpdate) is final: the good records after it are never delivered.
+TEST(RecordLayer, AFaultIsFinalEvenWhenItsRecordWasConsumed) {
+  const std::vector<std::uint8_t> secret(32, 0x44);
+  const std::vector<std::vector<std::uint8_t>> bad_inner = {
+      {0x02, 40, 21},         // fatal alert handshake_failure
+      {1, 2, 3, 24},          // heartbeat content type
+      {24, 0, 0, 1, 7, 22}};  // KeyUpdate with request_update 7
+  for (const auto& bad : bad_inner) {
+    record_layer layer(suite::aes_128_gcm_sha256, secret, secret);
+    traffic_keys peer(suite::aes_128_gcm_sha256, secret);
+    auto wire = seal_inner(peer, bad.back(), {bad.begin(), bad.end() - 1});
+    const auto good = seal_inner(peer, 23, pattern(100));
+    wire.insert(wire.end(), good.begin(), good.end());
+    const auto space = layer.receive_space();
+    std::copy(wire.begin(), wire.end(), space.begin());
+    layer.received(wire.size());
+    std::vector<std::uint8_t> got(200);
+    EXPECT_THROW(layer.read(got), boost::system::system_error) << int{bad.back()};
+    EXPECT_TRUE(layer.readable());
+    EXPECT_THROW(layer.read(got), boost::system::system_error) << int{bad.back()};
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Suites, RecordLayerTest,
                          ::testing::Values(suite::aes_128_gcm_sha256, suite::aes_256_gcm_sha384,
                                            suite::chacha20_poly1305_sha256));
@@ -197,6 +251,7 @@ TEST(RecordLayer, MalformedHeadersAreReadableAndRefusedBeforeAnyDecryption) {
       {0x15, 0x03, 0x03, 0x00, 0x20},  // plaintext alert
       {0x17, 0x03, 0x01, 0x00, 0x20},  // legacy version
       {0x17, 0x03, 0x03, 0x41, 0x01},  // 16,641 > 2^14 + 256
+      {0x17, 0x03, 0x03, 0x40, 0x12},  // 16,402: inner plaintext over 2^14 + 1 (§5.4)
       {0x17, 0x03, 0x03, 0x00, 0x10},  // shorter than a tag and a content type
   };
   for (const auto& h : headers) {
