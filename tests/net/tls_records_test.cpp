@@ -225,7 +225,7 @@ TEST(RecordLayer, AFaultIsFinalEvenWhenItsRecordWasConsumed) {
       {1, 2, 3, 24},          // heartbeat content type
       {24, 0, 0, 1, 7, 22}};  // KeyUpdate with request_update 7
   for (const auto& bad : bad_inner) {
-    record_layer layer(suite::aes_128_gcm_sha256, secret, secret);
+    record_layer layer(suite::aes_128_gcm_sha256, role::server, secret, secret);
     traffic_keys peer(suite::aes_128_gcm_sha256, secret);
     auto wire = seal_inner(peer, bad.back(), {bad.begin(), bad.end() - 1});
     const auto good = seal_inner(peer, 23, pattern(100));
