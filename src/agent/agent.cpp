@@ -91,8 +91,9 @@ void agent::login_refused(error_code code, const std::string& message, bool used
                              code == error_code::too_many_lines ||
                              code == error_code::unsupported_version;
   if (final_for_instance || (login_refusal && !opts_.retry_refused_login)) {
-    if (!fatal_)
+    if (!fatal_) {
       spdlog::error("relay refused this agent: {}: {}", p::error_name(code), p::printable(message));
+    }
     fatal_ = call_error(code, message);
     running_ = false;
     lines_changed_.notify_all();
