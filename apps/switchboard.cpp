@@ -12,6 +12,7 @@
 #include "agent/config_file.hpp"
 #include "agent_cli.hpp"
 #include "cli_common.hpp"
+#include "protocol/printable.hpp"
 
 using namespace switchboard;
 
@@ -52,7 +53,7 @@ int run_agent(const agent::agent_config& c) {
           spdlog::info("logged in to {}:{} as {}", a->options().relay_host, a->options().relay_port,
                        a->options().user);
         } catch (const std::exception& e) {
-          spdlog::warn("{}", e.what());
+          spdlog::warn("{}", protocol::printable(e.what()));
         }
       },
       asio::detached);
@@ -77,7 +78,7 @@ int run_once(agent::agent_options opts, F body) {
           co_await a->wait_ready();
           rc = co_await body(a);
         } catch (const std::exception& e) {
-          std::cerr << "switchboard: " << e.what() << '\n';
+          std::cerr << "switchboard: " << protocol::printable(e.what()) << '\n';
           rc = 1;
         }
         a->stop();
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
         if (!t.failed) co_return 0;
         // Output may be cut short: say so, and fail, so that a script or ssh can tell.
         std::string why(protocol::error_name(t.failed->code));
-        if (!t.failed->message.empty()) why += ": " + t.failed->message;
+        if (!t.failed->message.empty()) why += ": " + protocol::printable(t.failed->message);
         std::cerr << "switchboard: session with " << peer << ':' << service << " ended: " << why
                   << '\n';
         co_return 1;
@@ -156,7 +157,7 @@ int main(int argc, char** argv) {
       });
     }
   } catch (const std::exception& e) {
-    std::cerr << "switchboard: " << e.what() << '\n';
+    std::cerr << "switchboard: " << protocol::printable(e.what()) << '\n';
     return 1;
   }
   return 0;

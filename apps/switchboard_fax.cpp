@@ -20,6 +20,7 @@
 #include "fax/queue.hpp"
 #include "net/endpoint.hpp"
 #include "protocol/names.hpp"
+#include "protocol/printable.hpp"
 
 using namespace switchboard;
 namespace fs = std::filesystem;
@@ -126,7 +127,8 @@ int wait_for(fax::job_queue& q, std::int64_t id) {
     }
     if (j->state == fax::job_state::failed || j->state == fax::job_state::cancelled) {
       if (tty) std::cerr << '\n';
-      std::cerr << "job " << id << " " << fax::to_string(j->state) << ": " << j->last_error << '\n';
+      std::cerr << "job " << id << " " << fax::to_string(j->state) << ": "
+                << protocol::printable(j->last_error) << '\n';
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -148,17 +150,17 @@ void print_jobs(fax::job_queue& q) {
     std::cout << j.id << '\t' << j.to << '\t' << fax::to_string(j.state) << '\t'
               << j.pages_confirmed << '/' << j.pages_total << '\t' << j.tries << '/' << j.max_tries
               << '\t' << (waiting ? when(j.next_try) : "-") << '\t'
-              << (j.last_error.empty() ? "-" : j.last_error) << '\n';
+              << (j.last_error.empty() ? "-" : protocol::printable(j.last_error)) << '\n';
   }
 }
 
 void print_inbox(const fs::path& spool) {
   std::cout << "RECEIVED\tFROM\tSTATION\tPAGES\tRESOLUTION\tCODING\tDIRECTORY\n";
   for (const auto& m : fax::list_inbox(spool)) {
-    std::cout << when(m.finished) << '\t' << m.sender << '\t'
-              << (m.remote_ident.empty() ? "-" : m.remote_ident) << '\t' << m.pages << '\t'
-              << m.resolution << '\t' << m.coding << (m.ecm ? "+ECM" : "") << '\t'
-              << (spool / "inbox" / m.id).string() << '\n';
+    std::cout << when(m.finished) << '\t' << protocol::printable(m.sender) << '\t'
+              << (m.remote_ident.empty() ? "-" : protocol::printable(m.remote_ident)) << '\t'
+              << m.pages << '\t' << m.resolution << '\t' << m.coding << (m.ecm ? "+ECM" : "")
+              << '\t' << (spool / "inbox" / m.id).string() << '\n';
   }
 }
 
@@ -262,7 +264,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "switchboard-fax: " << e.what() << '\n';
+    std::cerr << "switchboard-fax: " << protocol::printable(e.what()) << '\n';
     return 1;
   }
 }

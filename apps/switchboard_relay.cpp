@@ -19,8 +19,44 @@ using namespace switchboard;
 
 namespace {
 
-std::filesystem::path db_path(const std::filesystem::path& data_dir) {
+namespace fs = std::filesystem;
+
+fs::path db_path(const fs::path& data_dir) {
   return data_dir / "users.db";
+}
+
+// Only serve and user add make a data directory, database or certificate; every other command
+// needs them to exist, so that a mistyped --data-dir leaves nothing behind.
+std::runtime_error no_relay_data(const fs::path& data_dir, const std::string& missing) {
+  return std::runtime_error("no relay data in " + data_dir.string() + " (no " + missing +
+                            "; 'switchboard-relay serve' or 'user add' makes it)");
+}
+
+std::unique_ptr<store::user_store> open_existing_store(const fs::path& data_dir) {
+  try {
+    return store::open_sqlite_store(db_path(data_dir), store::hash_cost::interactive,
+                                    store::open_mode::existing);
+  } catch (const store::store_error& e) {
+    if (e.which() == store::store_error::kind::not_found) throw no_relay_data(data_dir, "users.db");
+    throw;
+  }
+}
+
+// Warns about each of the data directory, users.db and relay.key that group or others may read
+// or write: password hashes and the relay's private key are for the relay's user alone. Modes
+// are left as they are (the operator's choice).
+void warn_if_exposed(const fs::path& data_dir) {
+  constexpr auto exposed = fs::perms::group_read | fs::perms::group_write | fs::perms::others_read |
+                           fs::perms::others_write;
+  for (const fs::path& p : {data_dir, db_path(data_dir), data_dir / "relay.key"}) {
+    std::error_code ec;
+    const auto st = fs::status(p, ec);
+    if (ec || (st.permissions() & exposed) == fs::perms::none) continue;
+    const bool dir = fs::is_directory(st);
+    spdlog::warn("{} {} is open to group or others (mode {:o}); chmod {} it",
+                 dir ? "data directory" : "file", p.string(),
+                 static_cast<unsigned>(st.permissions() & fs::perms::mask), dir ? "700" : "600");
+  }
 }
 
 net::server_identity identity_for(const relay::relay_config& c) {
@@ -44,6 +80,7 @@ int serve(const relay::relay_config& cfg, const std::string& port_file) {
   } else {
     spdlog::warn("plaintext mode: lines are not encrypted (asked for with --plaintext)");
   }
+  warn_if_exposed(cfg.data_dir);
   spdlog::debug("open files limit: {}", cli::raise_fd_limit());
   asio::io_context io(1);
   relay::server srv(io, cfg, *users, std::move(tls));
@@ -105,7 +142,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   serve_cmd->add_option("--listen", listen, "ADDR:PORT to listen on (default 0.0.0.0:7443)");
   serve_cmd->add_option("--data-dir", data_dir,
-                        "user store and certificate (default ./switchboard-data)");
+                        "user store and certificate, made if missing (default ./switchboard-data)");
   serve_cmd->add_flag("--plaintext", plaintext, "no TLS (tests and benchmarks only)");
   serve_cmd->add_option("--port-file", port_file, "write the bound port here (for --listen ...:0)");
   std::string forward_threads;
@@ -115,16 +152,21 @@ int main(int argc, char** argv) {
 
   auto* fp_cmd =
       app.add_subcommand("fingerprint", "print the relay certificate's SHA-256 fingerprint");
-  fp_cmd->add_option("--data-dir", data_dir, "data directory (default ./switchboard-data)");
+  fp_cmd->add_option("--data-dir", data_dir,
+                     "data directory made by serve or user add (default ./switchboard-data)");
 
   auto* user_cmd = app.add_subcommand("user", "manage the user store");
   user_cmd->require_subcommand(1);
-  user_cmd->add_option("--data-dir", data_dir, "data directory (default ./switchboard-data)");
+  user_cmd->add_option("--data-dir", data_dir,
+                       "data directory; only 'user add' makes it (default ./switchboard-data)");
   std::string uid, password_file;
   std::vector<std::string> callers;
   bool any = false;
   int max_lines = 0;
-  auto* add = user_cmd->add_subcommand("add", "add a user; the password is read from stdin");
+  auto* add = user_cmd->add_subcommand(
+      "add",
+      "add a user (making the data directory, database and certificate if missing); the password "
+      "is read from stdin");
   add->add_option("ID", uid, "user ID")->required();
   add->add_option("--password-file", password_file, "read the password from this file");
   auto* del = user_cmd->add_subcommand("del", "delete a user");
@@ -159,10 +201,16 @@ int main(int argc, char** argv) {
 
     if (*serve_cmd) return serve(cfg, port_file);
     if (*fp_cmd) {
-      std::cout << net::fingerprint_of_cert_file(identity_for(cfg).cert_file) << '\n';
+      const auto id = net::find_self_signed(cfg.data_dir);
+      if (!id) throw no_relay_data(cfg.data_dir, "relay.crt");
+      warn_if_exposed(cfg.data_dir);
+      std::cout << net::fingerprint_of_cert_file(id->cert_file) << '\n';
       return 0;
     }
-    auto users = store::open_sqlite_store(db_path(cfg.data_dir));
+    if (*add) net::ensure_self_signed(cfg.data_dir);  // so that fingerprint works before serve
+    auto users =
+        *add ? store::open_sqlite_store(db_path(cfg.data_dir)) : open_existing_store(cfg.data_dir);
+    warn_if_exposed(cfg.data_dir);
     if (*add) {
       users->add_user(uid, cli::read_password(password_file, true, "Password for " + uid + ": "));
       std::cout << "added " << uid << '\n';

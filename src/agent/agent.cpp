@@ -7,6 +7,7 @@
 
 #include "agent/line.hpp"
 #include "protocol/names.hpp"
+#include "protocol/printable.hpp"
 
 namespace switchboard::agent {
 
@@ -90,12 +91,15 @@ void agent::login_refused(error_code code, const std::string& message, bool used
                              code == error_code::too_many_lines ||
                              code == error_code::unsupported_version;
   if (final_for_instance || (login_refusal && !opts_.retry_refused_login)) {
-    if (!fatal_) spdlog::error("relay refused this agent: {}: {}", p::error_name(code), message);
+    if (!fatal_) {
+      spdlog::error("relay refused this agent: {}: {}", p::error_name(code), p::printable(message));
+    }
     fatal_ = call_error(code, message);
     running_ = false;
     lines_changed_.notify_all();
   } else if (login_refusal || code == error_code::rate_limited) {
-    spdlog::error("login refused: {}: {} (retrying with back-off)", p::error_name(code), message);
+    spdlog::error("login refused: {}: {} (retrying with back-off)", p::error_name(code),
+                  p::printable(message));
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include "net/recycled.hpp"
 #include "net/splice_pipe.hpp"
+#include "protocol/printable.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -238,8 +239,8 @@ incoming_handler expose_services(std::map<std::string, net::host_port> services)
       const auto t = co_await bridge(std::move(s), std::move(*socket));
       if (t.failed) {
         spdlog::warn("session from {} for '{}' failed: {} {}: {} bytes out, {} in", call.caller,
-                     call.service, protocol::error_name(t.failed->code), t.failed->message, t.sent,
-                     t.received);
+                     call.service, protocol::error_name(t.failed->code),
+                     protocol::printable(t.failed->message), t.sent, t.received);
       } else {
         spdlog::info("session from {} for '{}' ended: {} bytes out, {} in", call.caller,
                      call.service, t.sent, t.received);
@@ -261,11 +262,12 @@ awaitable<void> forward_listener(std::shared_ptr<agent> a, tcp::acceptor accepto
             const auto t = co_await bridge(std::move(s), std::move(socket));
             if (t.failed) {
               spdlog::warn("forward to {}:{} failed: {} {}: {} bytes out, {} in", peer, service,
-                           protocol::error_name(t.failed->code), t.failed->message, t.sent,
-                           t.received);
+                           protocol::error_name(t.failed->code),
+                           protocol::printable(t.failed->message), t.sent, t.received);
             }
           } catch (const std::exception& e) {
-            spdlog::warn("forward to {}:{} failed: {}", peer, service, e.what());
+            spdlog::warn("forward to {}:{} failed: {}", peer, service,
+                         protocol::printable(e.what()));
           }
         },
         asio::detached);

@@ -11,6 +11,7 @@
 
 #include "net/framed.hpp"
 #include "net/tcp_path.hpp"
+#include "protocol/printable.hpp"
 
 namespace switchboard::agent {
 
@@ -109,7 +110,7 @@ awaitable<void> agent_line::run() {
   reply_ready_.set();
   data_ready_.set();
   data_consumed_.set();
-  if (was_logged_in) spdlog::info("line to relay lost: {}", error_);
+  if (was_logged_in) spdlog::info("line to relay lost: {}", p::printable(error_));
   owner_->line_ended(*this);
 }
 

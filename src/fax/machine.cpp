@@ -10,6 +10,7 @@
 #include "fax/inbox.hpp"
 #include "fax/t38_call.hpp"
 #include "net/offload.hpp"
+#include "protocol/printable.hpp"
 
 namespace switchboard::fax {
 
@@ -31,7 +32,7 @@ std::string accounting_fields(const fax_result& r) {
          '\t' + (r.coding.empty() ? "-" : r.coding) + '\t' +
          (r.success         ? std::string("OK")
           : r.error.empty() ? r.completion_text
-                            : r.error);
+                            : protocol::printable(r.error));
 }
 
 // Counts one running incoming call for as long as it lives (the count is checked against
@@ -174,7 +175,7 @@ awaitable<void> receiver::commit(const fax_result& r, const std::string& sender,
   // and resumes after them, so they go to the inbox as a partial fax, never to the bin.
   const bool partial = !r.success && r.next_page > 0 && r.total_pages > 0;
   if ((!r.success && !partial) || r.next_page == 0) {
-    spdlog::warn("fax from {}: not received: {}", sender, r.error);
+    spdlog::warn("fax from {}: not received: {}", sender, protocol::printable(r.error));
     account(opts_.spool, "RECV\t-\t" + sender + '\t' + accounting_fields(r));
     std::error_code ignored;
     fs::remove(rx, ignored);
@@ -198,7 +199,7 @@ awaitable<void> receiver::commit(const fax_result& r, const std::string& sender,
   const fs::path entry = co_await net::offload(render_pool_, std::move(work));
   if (partial) {
     spdlog::warn("fax from {}: call broke off after {} confirmed pages ({}); kept in {}", sender,
-                 r.next_page, r.error, entry.string());
+                 r.next_page, protocol::printable(r.error), entry.string());
   } else {
     spdlog::info("fax from {} ({} pages) received into {}", sender, meta.pages, entry.string());
   }
@@ -339,10 +340,10 @@ awaitable<std::pair<fax_result, std::string>> queue_worker::send_call(const job&
 void queue_worker::retry_or_fail(const job& j, const std::string& why, bool retry) {
   if (retry) {
     const auto st = queue_->retry_later(j.id, why, unix_now());
-    spdlog::info("job {}: {} -> {}", j.id, why, to_string(st));
+    spdlog::info("job {}: {} -> {}", j.id, protocol::printable(why), to_string(st));
   } else {
     queue_->mark_failed(j.id, why, unix_now());
-    spdlog::warn("job {}: failed: {}", j.id, why);
+    spdlog::warn("job {}: failed: {}", j.id, protocol::printable(why));
   }
 }
 
@@ -359,8 +360,8 @@ void queue_worker::finish(const job& j, const fax_result& r, const std::string& 
   }
   const std::string why = r.error.empty() ? r.completion_text : r.error;
   const auto st = queue_->retry_later(j.id, why, unix_now());
-  spdlog::info("job {}: {} ({} of {} pages confirmed) -> {}", j.id, why, r.next_page, j.pages_total,
-               to_string(st));
+  spdlog::info("job {}: {} ({} of {} pages confirmed) -> {}", j.id, protocol::printable(why),
+               r.next_page, j.pages_total, to_string(st));
 }
 
 }  // namespace switchboard::fax

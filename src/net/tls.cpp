@@ -416,8 +416,7 @@ void trust_ca_file(SSL_CTX* ctx, const client_tls_options& opts) {
 
 }  // namespace
 
-server_identity ensure_self_signed(const std::filesystem::path& data_dir) {
-  fs::create_directories(data_dir);
+std::optional<server_identity> find_self_signed(const std::filesystem::path& data_dir) {
   server_identity id{data_dir / cert_name, data_dir / key_name};
   const bool have_cert = fs::exists(id.cert_file);
   const bool have_key = fs::exists(id.key_file);
@@ -428,6 +427,17 @@ server_identity ensure_self_signed(const std::filesystem::path& data_dir) {
     throw std::runtime_error("TLS identity incomplete: " + present.string() + " exists but " +
                              missing.string() + " is missing; restore it or remove both");
   }
+  return std::nullopt;
+}
+
+server_identity ensure_self_signed(const std::filesystem::path& data_dir) {
+  if (!fs::exists(data_dir)) {
+    const fs::path dir = data_dir.has_filename() ? data_dir : data_dir.parent_path();  // "d/"
+    if (dir.has_parent_path()) fs::create_directories(dir.parent_path());
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("creating " + dir.string());
+  }
+  if (auto found = find_self_signed(data_dir)) return *found;
+  server_identity id{data_dir / cert_name, data_dir / key_name};
   write_identity(id);
   return id;
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,9 +29,13 @@ struct server_identity {
 
 // Returns data_dir/relay.crt and data_dir/relay.key, creating them first if neither exists:
 // a self-signed EC P-256 certificate (CN=switchboard-relay, SAN DNS:localhost, IP:127.0.0.1,
-// IP:::1), valid 10 years, key written with mode 0600. Throws std::runtime_error if only one of
-// the two files exists or generation/writing fails.
+// IP:::1), valid 10 years, key written with mode 0600; data_dir, if missing, is made with mode
+// 0700 (its parents with the default mode). Throws std::runtime_error if only one of the two
+// files exists or generation/writing fails.
 server_identity ensure_self_signed(const std::filesystem::path& data_dir);
+// The same files if both exist, nullopt if neither does; creates nothing. Throws
+// std::runtime_error if only one of the two exists.
+std::optional<server_identity> find_self_signed(const std::filesystem::path& data_dir);
 
 // SHA-256 of the DER certificate as uppercase hex pairs joined by ':' (95 characters).
 std::string fingerprint_of_der(std::span<const std::uint8_t> der);

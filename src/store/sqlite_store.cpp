@@ -5,8 +5,12 @@
 // lock so that concurrent logins proceed in parallel. Other processes (the command line while a
 // relay runs) share the file through WAL mode and a 5 s busy timeout; multi-statement writes use
 // BEGIN IMMEDIATE so that they wait for the write lock instead of failing on upgrade.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -73,6 +77,31 @@ std::int64_t now_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Makes `file` with mode 0600, and its directory with mode 0700 if that is missing: the file
+// holds password hashes. What exists keeps its mode (the operator's choice).
+void create_private_file(const fs::path& file) {
+  const fs::path dir = file.parent_path();
+  std::error_code ec;
+  if (!dir.empty() && !fs::exists(dir)) {
+    if (dir.has_parent_path()) fs::create_directories(dir.parent_path(), ec);
+    if (!ec && ::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      ec = std::error_code(errno, std::system_category());
+    }
+    if (ec) {
+      throw store_error(store_error::kind::io, "cannot create directory " + dir.string() +
+                                                   " for the user database: " + ec.message());
+    }
+  }
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);  // an empty file is an empty SQLite database
+  } else if (errno != EEXIST) {
+    ec = std::error_code(errno, std::system_category());
+    throw store_error(store_error::kind::io,
+                      "cannot create user database " + file.string() + ": " + ec.message());
+  }
 }
 
 struct connection_closer {
@@ -216,9 +245,9 @@ std::vector<stored_user> read_users(statement& st, const fs::path& file) {
 
 class sqlite_store final : public user_store {
  public:
-  sqlite_store(fs::path file, hash_cost cost)
+  sqlite_store(fs::path file, hash_cost cost, open_mode mode)
       : file_(std::move(file)), cost_(cost), dummy_hash_(hash_password("dummy password", cost)) {
-    db_ = open_connection();
+    db_ = open_connection(mode);
     migrate();
   }
 
@@ -343,18 +372,17 @@ class sqlite_store final : public user_store {
   }
 
  private:
-  connection open_connection() {
-    std::error_code ec;
-    if (file_.has_parent_path()) fs::create_directories(file_.parent_path(), ec);
-    if (ec) {
-      throw store_error(store_error::kind::io, "cannot create directory " +
-                                                   file_.parent_path().string() +
-                                                   " for the user database: " + ec.message());
+  // SQLite never creates the file (no SQLITE_OPEN_CREATE): create_private_file() does, or
+  // nobody.
+  connection open_connection(open_mode mode) {
+    if (mode == open_mode::create) {
+      create_private_file(file_);
+    } else if (!fs::exists(file_)) {
+      throw store_error(store_error::kind::not_found, "no user database " + file_.string());
     }
     sqlite3* raw = nullptr;
     const int rc =
-        sqlite3_open_v2(file_.c_str(), &raw,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+        sqlite3_open_v2(file_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     connection db(raw);  // sqlite3_open_v2 may return a handle even on failure
     if (rc != SQLITE_OK) throw_sqlite(db.get(), file_, "cannot open user database");
     sqlite3_extended_result_codes(db.get(), 1);
@@ -430,9 +458,9 @@ class sqlite_store final : public user_store {
 
 }  // namespace
 
-std::unique_ptr<user_store> open_sqlite_store(const std::filesystem::path& db_file,
-                                              hash_cost cost) {
-  return std::make_unique<sqlite_store>(db_file, cost);
+std::unique_ptr<user_store> open_sqlite_store(const std::filesystem::path& db_file, hash_cost cost,
+                                              open_mode mode) {
+  return std::make_unique<sqlite_store>(db_file, cost, mode);
 }
 
 }  // namespace switchboard::store

@@ -81,9 +81,19 @@ class user_store {
 // `moderate` is stronger; `minimum` is libsodium's minimum and only meant for tests and benchmarks.
 enum class hash_cost { minimum, interactive, moderate };
 
-// Opens (creating if needed, with its parent directory) a SQLite database in WAL mode.
-// Throws store_error(io) if the file cannot be opened or migrated.
+// What open_sqlite_store does when the database file does not exist.
+enum class open_mode {
+  // Create it with mode 0600, and its directory with mode 0700 if that is missing too (the
+  // parents of the directory with the default mode). Modes of what exists are left as they are.
+  create,
+  // Create nothing: throw store_error(not_found) naming the file.
+  existing,
+};
+
+// Opens a SQLite database in WAL mode. Its -wal and -shm files get the database file's mode
+// (SQLite's rule). Throws store_error(io) if the file cannot be opened or migrated.
 std::unique_ptr<user_store> open_sqlite_store(const std::filesystem::path& db_file,
-                                              hash_cost cost = hash_cost::interactive);
+                                              hash_cost cost = hash_cost::interactive,
+                                              open_mode mode = open_mode::create);
 
 }  // namespace switchboard::store

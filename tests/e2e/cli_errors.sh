@@ -5,24 +5,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-# expect_fail NAME REGEX CMD...: CMD must exit non-zero and its stderr+stdout match REGEX.
-expect_fail() {
-  local name=$1 re=$2
-  shift 2
-  local rc=0
-  "$@" >"$WORK/$name.out" 2>&1 || rc=$?
-  ((rc != 0)) || fail "$name: exit status 0, expected a failure; output: $(cat "$WORK/$name.out")"
-  ((rc != 124 && rc != 137)) || fail "$name: timed out; output: $(cat "$WORK/$name.out")"
-  grep -qE -- "$re" "$WORK/$name.out" ||
-    fail "$name: exit $rc but the message does not match /$re/: $(cat "$WORK/$name.out")"
-  log "ok: $name -> exit $rc: $(grep -E -m1 -- "$re" "$WORK/$name.out")"
-}
-expect_ok() {
-  local name=$1
-  shift
-  "$@" >"$WORK/$name.out" 2>&1 || fail "$name: exit status $?; output: $(cat "$WORK/$name.out")"
-}
-
 # --- help -----------------------------------------------------------------------------------
 expect_ok sb-help timeout 10 "$SB_BIN" --help
 for sub in agent expose forward pipe peers; do

@@ -8,6 +8,10 @@
   fixtures.py clients PORT COUNT SIZE TIMEOUT_S   COUNT concurrent connections, each sends SIZE
         random bytes, half-closes and expects them echoed; exits 0 only if all succeed
   fixtures.py slowcat LINES INTERVAL_S             prints LINES numbered lines, one per interval
+  fixtures.py hostilepeer READY_FILE HOST:PORT USER PASSWORD_FILE
+        a device on a --plaintext relay, speaking the wire protocol itself: answers each call
+        for service "reject" with REJECT(REJECTED, HOSTILE_TEXT), and each call for "terminate"
+        with ACCEPT, then TERMINATE(SERVICE_UNAVAILABLE, HOSTILE_TEXT) and RELEASE
 """
 import asyncio
 import hashlib
@@ -145,6 +149,71 @@ def slowcat(lines, interval):
             time.sleep(interval)
 
 
+# Text a peer may send (docs/protocol.md: "UTF-8 ... for people"), with what a terminal acts on:
+# clear screen, window title (OSC), C1 CSI as UTF-8, a right-to-left override, a forged log line.
+HOSTILE_TEXT = b"\x1b[2J\x1b]0;owned\x07|\xc2\x9b31m|\xe2\x80\xae|\nforged log line"
+
+
+def hostile_peer(ready_file, relay, user, password_file):
+    import select
+    import struct
+    host, port = relay.rsplit(":", 1)
+    with open(password_file, "rb") as f:
+        password = f.read().rstrip(b"\r\n")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.settimeout(120)  # every read is bounded; the test stops the process long before
+
+    def send(ftype, payload=b""):
+        sock.sendall(bytes([ftype]) + len(payload).to_bytes(3, "big") + payload)
+
+    def recv_exact(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("relay closed the line")
+            data += chunk
+        return data
+
+    def recv():
+        header = recv_exact(4)
+        return header[0], recv_exact(int.from_bytes(header[1:], "big"))
+
+    def str8(b):
+        return bytes([len(b)]) + b
+
+    def str16(b):
+        return struct.pack(">H", len(b)) + b
+
+    # LOGIN: version 1, password, user, secret, instance, keep-alive 25 s, flags: answers calls.
+    send(0x01, bytes([1, 0]) + str8(user.encode()) + str16(password) + os.urandom(16) +
+         struct.pack(">I", 25000) + bytes([1]))
+    ftype, _ = recv()
+    if ftype != 0x81:
+        raise RuntimeError(f"login refused (frame type 0x{ftype:02x})")
+    write_port(ready_file, 0)
+    last_ping = time.monotonic()
+    while True:
+        if time.monotonic() - last_ping > 5:  # keep-alive: the relay closes silent lines
+            send(0x02, struct.pack(">Q", 1))
+            last_ping = time.monotonic()
+        readable, _, _ = select.select([sock], [], [], 5)
+        if not readable:
+            continue
+        ftype, payload = recv()
+        if ftype != 0x84:  # INCOMING; PONG, RELEASED and the like need nothing
+            continue
+        session = payload[:4]
+        caller_len = payload[4]
+        service = payload[6 + caller_len:].decode()
+        if service == "terminate":
+            send(0x05, session)  # ACCEPT
+            send(0x12, struct.pack(">H", 17) + str16(HOSTILE_TEXT))  # TERMINATE
+            send(0x08)  # RELEASE
+        else:
+            send(0x06, session + struct.pack(">H", 14) + str16(HOSTILE_TEXT))  # REJECT
+
+
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "echo" and len(argv) == 3:
@@ -155,6 +224,8 @@ def main(argv):
         return asyncio.run(clients(int(argv[2]), int(argv[3]), int(argv[4]), float(argv[5])))
     elif cmd == "slowcat" and len(argv) == 4:
         slowcat(int(argv[2]), float(argv[3]))
+    elif cmd == "hostilepeer" and len(argv) == 6:
+        hostile_peer(argv[2], argv[3], argv[4], argv[5])
     else:
         print(__doc__, file=sys.stderr)
         return 2

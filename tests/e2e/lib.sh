@@ -214,6 +214,27 @@ wait_for() {
   fail "timed out after ${secs} s waiting for: $what"
 }
 
+# expect_fail NAME REGEX CMD...: CMD must exit non-zero and its stderr+stdout ($WORK/NAME.out)
+# match REGEX. Sets EXPECT_RC to the exit status.
+expect_fail() {
+  local name=$1 re=$2
+  shift 2
+  local rc=0
+  "$@" >"$WORK/$name.out" 2>&1 || rc=$?
+  ((rc != 0)) || fail "$name: exit status 0, expected a failure; output: $(cat "$WORK/$name.out")"
+  ((rc != 124 && rc != 137)) || fail "$name: timed out; output: $(cat "$WORK/$name.out")"
+  grep -qE -- "$re" "$WORK/$name.out" ||
+    fail "$name: exit $rc but the message does not match /$re/: $(cat "$WORK/$name.out")"
+  log "ok: $name -> exit $rc: $(grep -E -m1 -- "$re" "$WORK/$name.out")"
+  EXPECT_RC=$rc
+}
+# expect_ok NAME CMD...: CMD must exit 0; its stderr+stdout go to $WORK/NAME.out.
+expect_ok() {
+  local name=$1
+  shift
+  "$@" >"$WORK/$name.out" 2>&1 || fail "$name: exit status $?; output: $(cat "$WORK/$name.out")"
+}
+
 # log_has NAME REGEX: the log of background process NAME matches REGEX (grep -E).
 log_has() { grep -qE -- "$2" "$WORK/$1.log" 2>/dev/null; }
 

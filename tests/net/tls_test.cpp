@@ -228,6 +228,37 @@ TEST_F(TlsIdentityTest, CreatesDataDirAndBothFiles) {
   EXPECT_NE(read_text(id.key_file).find("-----BEGIN PRIVATE KEY-----"), std::string::npos);
 }
 
+TEST_F(TlsIdentityTest, NewDataDirIsOwnerOnly) {
+  const umask_guard mask(022);
+  ensure_self_signed(dir_.path() / "a" / "b");
+  EXPECT_EQ(file_mode(dir_.path() / "a" / "b"), 0700u);
+  EXPECT_EQ(file_mode(dir_.path() / "a"), 0755u);  // parents as mkdir -p makes them
+  ensure_self_signed(dir_.path() / "c" / "");
+  EXPECT_EQ(file_mode(dir_.path() / "c"), 0700u);
+}
+
+TEST_F(TlsIdentityTest, ExistingDataDirKeepsItsMode) {
+  const fs::path data = dir_.path() / "d";
+  fs::create_directory(data);
+  fs::permissions(data, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+  ensure_self_signed(data);
+  EXPECT_EQ(file_mode(data), 0750u);
+}
+
+TEST_F(TlsIdentityTest, FindCreatesNothing) {
+  EXPECT_FALSE(find_self_signed(dir_.path() / "missing"));
+  EXPECT_FALSE(fs::exists(dir_.path() / "missing"));
+  EXPECT_FALSE(find_self_signed(dir_.path()));
+  EXPECT_TRUE(fs::is_empty(dir_.path()));
+  const server_identity made = ensure_self_signed(dir_.path());
+  const auto found = find_self_signed(dir_.path());
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->cert_file, made.cert_file);
+  EXPECT_EQ(found->key_file, made.key_file);
+  fs::remove(made.cert_file);
+  EXPECT_THROW(find_self_signed(dir_.path()), std::runtime_error);
+}
+
 TEST_F(TlsIdentityTest, SecondCallReturnsSameFilesAndFingerprint) {
   const server_identity first = ensure_self_signed(dir_.path());
   const std::string fingerprint = fingerprint_of_cert_file(first.cert_file);

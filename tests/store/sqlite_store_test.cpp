@@ -1,6 +1,7 @@
 // SQLite user store (store/user_store.hpp: open_sqlite_store).
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
@@ -50,6 +51,25 @@ std::string query_text(const fs::path& file, const char* sql) {
   return result;
 }
 
+// Permission bits of `p`; 0 if it does not exist.
+unsigned mode_of(const fs::path& p) {
+  std::error_code ec;
+  const auto st = fs::status(p, ec);
+  return ec ? 0u : static_cast<unsigned>(st.permissions() & fs::perms::mask);
+}
+
+// Sets the process's umask for one scope.
+class umask_guard {
+ public:
+  explicit umask_guard(mode_t mask) : old_(::umask(mask)) {}
+  umask_guard(const umask_guard&) = delete;
+  umask_guard& operator=(const umask_guard&) = delete;
+  ~umask_guard() { ::umask(old_); }
+
+ private:
+  mode_t old_;
+};
+
 // Each test gets its own directory under the system temp dir, removed afterwards.
 class SqliteStore : public ::testing::Test {
  protected:
@@ -73,6 +93,54 @@ TEST_F(SqliteStore, CreatesParentDirectoryAndFile) {
   auto store = open();
   EXPECT_TRUE(fs::is_regular_file(db_file_));
   EXPECT_TRUE(store->list_users().empty());
+}
+
+TEST_F(SqliteStore, NewFilesAndDirectoryAreOwnerOnly) {
+  const umask_guard mask(022);
+  auto store = open();
+  store->add_user("alice", "pw");   // the -wal and -shm files exist while the store is open
+  EXPECT_EQ(mode_of(dir_), 0755u);  // parents as mkdir -p makes them
+  EXPECT_EQ(mode_of(db_file_.parent_path()), 0700u);
+  EXPECT_EQ(mode_of(db_file_), 0600u);
+  EXPECT_EQ(mode_of(db_file_.string() + "-wal"), 0600u);
+  EXPECT_EQ(mode_of(db_file_.string() + "-shm"), 0600u);
+}
+
+TEST_F(SqliteStore, KeepsTheModesOfWhatExists) {
+  const umask_guard mask(022);
+  fs::create_directories(db_file_.parent_path());
+  fs::permissions(db_file_.parent_path(),
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+  std::ofstream(db_file_).close();
+  fs::permissions(db_file_, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  auto store = open();
+  store->add_user("alice", "pw");
+  EXPECT_EQ(mode_of(db_file_.parent_path()), 0750u);
+  EXPECT_EQ(mode_of(db_file_), 0640u);
+  EXPECT_EQ(mode_of(db_file_.string() + "-wal"), 0640u);  // SQLite copies the database's mode
+}
+
+TEST_F(SqliteStore, OpenExistingCreatesNothing) {
+  const auto open_existing = [&] {
+    return open_sqlite_store(db_file_, hash_cost::minimum, open_mode::existing);
+  };
+  EXPECT_EQ(error_kind([&] { open_existing(); }), store_error::kind::not_found);
+  EXPECT_FALSE(fs::exists(dir_));
+  fs::create_directories(db_file_.parent_path());
+  try {
+    open_existing();
+    FAIL() << "no exception";
+  } catch (const store_error& e) {
+    EXPECT_EQ(e.which(), store_error::kind::not_found);
+    EXPECT_NE(std::string(e.what()).find(db_file_.string()), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(db_file_.parent_path()));
+}
+
+TEST_F(SqliteStore, OpenExistingOpensTheStore) {
+  open()->add_user("alice", "pw");
+  auto store = open_sqlite_store(db_file_, hash_cost::minimum, open_mode::existing);
+  EXPECT_TRUE(store->find_user("alice"));
 }
 
 TEST_F(SqliteStore, WalModeIsOn) {
