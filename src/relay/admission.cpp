@@ -77,7 +77,8 @@ void admission::leave(const line& l) {
 
 // --- credentials --------------------------------------------------------------------------------
 
-awaitable<login_verdict> admission::check(const p::login& m, const std::string& key) {
+awaitable<login_verdict> admission::check(const line& l, const p::login& m,
+                                          const std::string& key) {
   if (m.version != p::protocol_version) {
     co_return login_verdict::refused(error_code::unsupported_version,
                                      "this relay speaks version 1");
@@ -85,7 +86,7 @@ awaitable<login_verdict> admission::check(const p::login& m, const std::string& 
   if (hub_.draining())
     co_return login_verdict::refused(error_code::relay_shutdown, "relay is stopping");
   if (m.auth == p::auth_method::token) co_return check_token(m);
-  login_verdict v = co_await check_password(m, key);
+  login_verdict v = co_await check_password(l, m, key);
   co_return v;
 }
 
@@ -120,8 +121,46 @@ std::function<auth_result()> auth_job(store::user_store& users, std::string user
 }
 }  // namespace
 
-awaitable<login_verdict> admission::check_password(const p::login& m, const std::string& key) {
-  if (checks_in_progress_ >= hub_.config().max_pending_logins) {
+namespace {
+constexpr std::size_t max_known_pairs = 65536;
+}  // namespace
+
+void admission::remember_pair(const std::string& pair) {
+  if (!known_pairs_.insert(pair).second) return;
+  known_order_.push_back(pair);
+  if (known_order_.size() > max_known_pairs) {
+    known_pairs_.erase(known_order_.front());
+    known_order_.pop_front();
+  }
+}
+
+awaitable<bool> admission::take_turn(const line& l, bool known) {
+  if (running_checks_ < std::max(1u, hub_.config().auth_threads)) {
+    ++running_checks_;
+    co_return true;
+  }
+  net::event turn(hub_.executor());
+  auto& queue = known ? queued_known_ : queued_other_;
+  queue.push_back(&turn);
+  co_await turn.wait();  // end_turn() counted this check as running before it woke us
+  if (!l.closing()) co_return true;
+  end_turn();  // nobody waits for the verdict: the turn passes on
+  co_return false;
+}
+
+void admission::end_turn() {
+  --running_checks_;
+  auto& queue = !queued_known_.empty() ? queued_known_ : queued_other_;
+  if (queue.empty()) return;
+  net::event* next = queue.front();
+  queue.pop_front();
+  ++running_checks_;
+  next->set();
+}
+
+awaitable<login_verdict> admission::check_password(const line& l, const p::login& m,
+                                                   const std::string& key) {
+  if (checks_in_progress() >= hub_.config().max_pending_logins) {
     co_return login_verdict::refused(error_code::busy, "too many logins at once; retry later");
   }
   // Tokens are taken before the check, so that concurrent attempts cannot outrun the buckets.
@@ -134,19 +173,25 @@ awaitable<login_verdict> admission::check_password(const p::login& m, const std:
     co_return login_verdict::refused(error_code::rate_limited,
                                      "too many failed logins for this user ID; retry later");
   }
-  ++checks_in_progress_;
+  const std::string pair = pair_key(key, m.user);
+  const bool turn = co_await take_turn(l, known_pairs_.contains(pair));
+  if (!turn) {
+    failures_by_address_.give_back(key);
+    failures_by_user_.give_back(m.user);
+    co_return login_verdict::refused(error_code::login_timeout, "the line closed");
+  }
   ++hub_.counters().password_checks;
   auth_result found;
   try {
     auto job = auth_job(hub_.users(), m.user, m.secret);
     found = co_await net::offload(hub_.auth_pool(), std::move(job));
   } catch (...) {
-    --checks_in_progress_;
+    end_turn();
     failures_by_address_.give_back(key);
     failures_by_user_.give_back(m.user);
     throw;
   }
-  --checks_in_progress_;
+  end_turn();
   if (!found.record) {
     ++hub_.counters().failed_logins;
     co_return login_verdict::refused(error_code::bad_credentials,
@@ -154,6 +199,7 @@ awaitable<login_verdict> admission::check_password(const p::login& m, const std:
   }
   failures_by_address_.give_back(key);
   failures_by_user_.give_back(m.user);
+  remember_pair(pair);
   ++hub_.counters().password_logins;
   co_return login_verdict::accepted(found.record->settings, found.generation,
                                     found.record->credential);

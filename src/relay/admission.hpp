@@ -3,6 +3,9 @@
 //   in all, with the oldest waiting connection of the busiest address closed to make room;
 // - the failed-login buckets (per address and per user ID), a token taken when a password check
 //   starts and given back when the password was right, and the cap on password checks at once;
+// - the queue of password checks: auth_threads run at a time; of the others, those of a source
+//   address and user ID that logged in with a right password before go first, so a spray of
+//   guesses from many addresses cannot make known devices wait behind it;
 // - the verdict on a LOGIN's credentials: Argon2id on the hub's auth pool for a password, a
 //   constant-time compare for a line token (which never touches the buckets: a stale token is not
 //   a guessed password, and the check is cheap).
@@ -15,12 +18,15 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "net/asio.hpp"
+#include "net/event.hpp"
 #include "protocol/messages.hpp"
 #include "relay/rate_limiter.hpp"
 #include "store/user_store.hpp"
@@ -75,18 +81,35 @@ class admission {
   std::size_t waiting() const { return waiting_.size(); }
   std::size_t waiting_from(const std::string& key) const;
 
-  // The verdict on m's credentials, from a line at address `key`.
-  awaitable<login_verdict> check(const protocol::login& m, const std::string& key);
-  std::size_t checks_in_progress() const { return checks_in_progress_; }
+  // The verdict on m's credentials, from line `l` at address `key`. A check still queued when
+  // `l` closes does not run.
+  awaitable<login_verdict> check(const line& l, const protocol::login& m, const std::string& key);
+  // Password checks running or queued.
+  std::size_t checks_in_progress() const { return running_checks_ + queued_checks(); }
 
  private:
-  awaitable<login_verdict> check_password(const protocol::login& m, const std::string& key);
+  awaitable<login_verdict> check_password(const line& l, const protocol::login& m,
+                                          const std::string& key);
   login_verdict check_token(const protocol::login& m);
+  // Waits (if auth_threads checks run) for a turn to run a check; false: `l` closed meanwhile.
+  awaitable<bool> take_turn(const line& l, bool known);
+  // A check ended: its turn passes to the next queued one, known pairs first.
+  void end_turn();
+  std::size_t queued_checks() const { return queued_known_.size() + queued_other_.size(); }
+  static std::string pair_key(const std::string& address, const std::string& user) {
+    return address + '\n' + user;
+  }
+  void remember_pair(const std::string& pair);
 
   hub& hub_;
   rate_limiter failures_by_address_;
   rate_limiter failures_by_user_;
-  std::size_t checks_in_progress_ = 0;
+  std::size_t running_checks_ = 0;
+  std::deque<net::event*> queued_known_;  // each wakes its check's coroutine
+  std::deque<net::event*> queued_other_;
+  // Address and user ID pairs whose password was right lately, oldest first (bounded).
+  std::unordered_set<std::string> known_pairs_;
+  std::deque<std::string> known_order_;
   struct waiting_line {
     std::string key;
     std::uint32_t id;

@@ -154,9 +154,11 @@ class hub {
   std::size_t queued_deadlines() const { return deadlines_.size(); }
 
   // A line logged in. After a burst of logins has settled, the allocator's free pages (handshake
-  // and login buffers freed between the lines' long-lived objects) are returned to the kernel.
+  // and login buffers freed between the lines' long-lived objects) are returned to the kernel,
+  // unless so much is free that the trim would hold the control thread too long.
   void note_login();
   std::uint64_t heap_trims() const { return heap_trims_; }
+  std::uint64_t heap_trims_skipped() const { return heap_trims_skipped_; }
 
   bool draining() const { return draining_; }
   void set_draining() { draining_ = true; }
@@ -216,6 +218,7 @@ class hub {
   bool trim_pending_ = false;
   std::uint64_t logins_since_trim_ = 0;
   std::uint64_t heap_trims_ = 0;
+  std::uint64_t heap_trims_skipped_ = 0;  // too much free heap: the trim would stall the thread
   asio::steady_timer settings_timer_;
   bool settings_watch_on_ = false;
   std::uint64_t settings_generation_ = 0;  // the store generation devices were last brought to

@@ -217,7 +217,7 @@ awaitable<void> line::authenticate() {
   const auto& m = std::get<p::login>(msg);
   live_.heard();
   user_ = m.user;
-  const login_verdict v = co_await hub_.admission().check(m, address_key_);
+  const login_verdict v = co_await hub_.admission().check(*this, m, address_key_);
   // Closed during the check (login deadline, relay stopping): not admitted, so it cannot evict
   // the device's current instance either.
   if (closing_) co_return;
@@ -492,7 +492,8 @@ awaitable<void> line::on(const p::accept& m) {
   if (!session_ || session_->id != m.session) co_return;  // an answer to an earlier call
   auto s = session_;
   auto caller = s->caller;
-  if (!caller || caller->state_ != line_state::calling || caller->session_ != s) {
+  if (!caller || caller->closing_ || caller->state_ != line_state::calling ||
+      caller->session_ != s) {
     // The call ended on the caller's side already (its line closed); the target is told so.
     notify_terminated(error_code::peer_lost, "the caller is gone");
     co_return;

@@ -317,6 +317,17 @@ p::login login_message(const std::string& user, const std::string& secret,
   return m;
 }
 
+std::optional<asio::ip::address> other_loopback(int last_octet) {
+  const auto a = asio::ip::make_address("127.0.0." + std::to_string(last_octet));
+  asio::io_context io;
+  tcp::socket s(io);
+  error_code ec;
+  s.open(tcp::v4(), ec);
+  if (!ec) s.bind(tcp::endpoint(a, 0), ec);
+  if (ec) return std::nullopt;
+  return a;
+}
+
 awaitable<raw_client> raw_client::connect(tcp::endpoint relay, asio::ip::address local) {
   tcp::socket s(co_await asio::this_coro::executor);
   s.open(relay.protocol());

@@ -235,6 +235,10 @@ struct call_outcome {
 awaitable<call_outcome> try_call(std::shared_ptr<agent::agent> a, std::string peer,
                                  std::string service);
 
+// 127.0.0.N, if this host lets sockets bind it (Linux routes 127/8 to lo): connections from a
+// second address, for per-address limits.
+std::optional<asio::ip::address> other_loopback(int last_octet);
+
 // ---- raw protocol client ---------------------------------------------------------------------
 
 struct raw_frame {

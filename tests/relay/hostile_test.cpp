@@ -229,6 +229,44 @@ TEST(Hostile, ConcurrentWrongPasswordsRunNoMoreChecksThanTheBucketHolds) {
   });
 }
 
+// Password checks queue auth_threads at a time; a device that logged in from its address before
+// goes ahead of a spray of guesses from other addresses (each guess a new user ID, so no bucket
+// stops them).
+TEST(Hostile, AKnownDeviceGoesAheadOfASprayOfGuesses) {
+  const auto second = other_loopback(2);
+  const auto third = other_loopback(3);
+  if (!second || !third) GTEST_SKIP() << "cannot bind 127.0.0.2/3 on this host";
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    {
+      auto once = co_await raw_client::connect(env.endpoint);
+      co_await once.login("alice", password_of("alice"), 25'000, false);
+    }
+    auth_pool_blocker blocker(env.hub(), env.hub().config().auth_threads);
+    CO_WAIT_UNTIL(blocker.held() == static_cast<int>(env.hub().config().auth_threads), 5s);
+    std::vector<raw_client> spray;
+    for (int i = 0; i < 20; ++i) {
+      auto c = co_await raw_client::connect(env.endpoint, i % 2 ? *second : *third);
+      const auto m = login_message("ghost" + std::to_string(i), "guess");
+      co_await c.send(m);
+      spray.push_back(std::move(c));
+    }
+    CO_WAIT_UNTIL(env.hub().admission().checks_in_progress() == 20, 5s);
+    auto alice = co_await raw_client::connect(env.endpoint);
+    const auto m = login_message("alice", password_of("alice"), 25'000, false);
+    co_await alice.send(m);
+    CO_WAIT_UNTIL(env.hub().admission().checks_in_progress() == 21, 5s);
+    blocker.release();
+    co_await alice.expect<p::login_ok>(10s);
+    // In arrival order she would come after all 20; she comes after the two guesses already
+    // running and those checked beside hers (and those whose answers the relay handled before
+    // this coroutine read hers).
+    EXPECT_LT(env.counters().failed_logins, 10u);
+    for (auto& c : spray) co_await c.expect_fail(err::bad_credentials, 20s);
+    EXPECT_EQ(env.counters().failed_logins, 20u);
+  });
+}
+
 // A right password gives its token back: a device that keeps logging in never runs out.
 TEST(Hostile, RightPasswordsDoNotSpendTheBucket) {
   relay_env env;
@@ -351,17 +389,6 @@ TEST(Hostile, APeersFloodIsPacedAndOthersAreServed) {
     EXPECT_GE(took, 8 * 250ms - 20ms) << "12 answers: 4 at once, then one per 250 ms";
     EXPECT_EQ(env.counters().peers_paced, 8u);
   });
-}
-
-std::optional<asio::ip::address> other_loopback(int last_octet) {
-  const auto a = asio::ip::make_address("127.0.0." + std::to_string(last_octet));
-  asio::io_context io;
-  tcp::socket s(io);
-  error_code ec;
-  s.open(tcp::v4(), ec);
-  if (!ec) s.bind(tcp::endpoint(a, 0), ec);
-  if (ec) return std::nullopt;
-  return a;
 }
 
 // Connections that have not logged in are capped per address and in all; at the global cap the

@@ -303,17 +303,6 @@ awaitable<err> attempt_login(relay_env& env, asio::ip::address from, std::string
   co_return fail->code;
 }
 
-// A second loopback address, if this host lets sockets bind one (Linux routes 127/8 to lo).
-std::optional<asio::ip::address> other_loopback(int last_octet) {
-  const auto a = asio::ip::make_address("127.0.0." + std::to_string(last_octet));
-  asio::io_context io;
-  tcp::socket s(io);
-  error_code ec;
-  s.open(tcp::v4(), ec);
-  if (!ec) s.bind(tcp::endpoint(a, 0), ec);
-  if (ec) return std::nullopt;
-  return a;
-}
 
 TEST(Login, FailuresFromOneAddressAreRateLimited) {
   const auto elsewhere = other_loopback(2);
