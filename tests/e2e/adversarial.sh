@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The adversarial suite (issue 15): one relay with default settings (TLS), bob exposing an echo
+# service, and for each scenario an attacker (tests/adversarial/sb_attack, as mallory or alice,
+# from 127.0.0.2..6 so that the per-address caps and buckets of 127.0.0.1 stay bob's and
+# carol's) while carol's probe (sb_attack probe) PINGs every 50 ms and calls bob:echo every
+# second on a new line. Per scenario it asserts:
+#   - the attacker's own checks (sb_attack exits non-zero when a relay limit did not hold);
+#   - the probe: every PING round trip under PROBE_MAX_RTT_MS (1000) and every call echoed;
+#   - the relay process is alive (by PID);
+#   - the relay's VmRSS stays under its RSS after start-up + RSS_BOUND_MIB (256), sampled every
+#     0.2 s while the attack runs.
+# A failing scenario does not stop the others (unless the relay died); the table of figures is
+# printed at the end and the script fails if any scenario failed.
+#
+# Usage: adversarial.sh switchboard-relay switchboard sb_attack   (CTest: e2e_adversarial)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+[[ $# -ge 3 ]] || fail "usage: $0 switchboard-relay switchboard sb_attack"
+ATTACK_BIN=$(realpath "$3")
+
+PROBE_MAX_RTT_MS=${SB_ADV_MAX_RTT_MS:-1000}
+RSS_BOUND_MIB=${SB_ADV_RSS_BOUND_MIB:-256}
+ONLY=${SB_ADV_ONLY:-} # a space-separated list of scenario names to run (all if empty)
+
+# Other loopback addresses must be bindable (they are on Linux: 127.0.0.0/8 is local).
+"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.6", 0))' 2>/dev/null ||
+  skip "cannot bind 127.0.0.6"
+
+DATA="$WORK/data"
+for u in alice bob carol mallory dave erin; do add_user "$DATA" "$u" "$u-pw"; done
+start_relay relay "$DATA" 127.0.0.1:0
+# start_bg ran the relay under `timeout`; the relay is its only child.
+RELAY_PID=$(cat "/proc/${BG_PID[relay]}/task/${BG_PID[relay]}/children" | tr -d ' ')
+[[ $RELAY_PID =~ ^[0-9]+$ && -r /proc/$RELAY_PID/status ]] || fail "relay PID not found"
+start_fixture echo echo
+# bob keeps 8 vacant lines: a demand flood rings several of his lines at once, and a demand
+# that finds none vacant is TARGET_BUSY by design (docs/protocol.md §5), not a relay fault.
+start_agent bob bob expose "echo=127.0.0.1:$FIXTURE_PORT" --vacant-lines 8
+
+relay_alive() { bg_running relay && [[ -r /proc/$RELAY_PID/status ]]; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$RELAY_PID/status" 2>/dev/null || echo 0; }
+
+sleep 1 # the relay's post-login malloc_trim (2 s after a burst of logins)
+RSS_START_KIB=$(rss_kib)
+RSS_LIMIT_KIB=$((RSS_START_KIB + RSS_BOUND_MIB * 1024))
+log "relay PID $RELAY_PID, VmRSS at start $((RSS_START_KIB / 1024)) MiB; bound $((RSS_LIMIT_KIB / 1024)) MiB"
+
+ATTACKER=(--relay "$RELAY_ADDR" --bind 127.0.0.2)
+as_user() { echo "--user $1 --password-file $WORK/pw/$1"; }
+as_peer() { echo "--peer-user $1 --peer-password-file $WORK/pw/$1"; }
+
+ROWS=()
+FAILED=()
+
+# scenario NAME SECONDS ATTACK-ARGS...: carol's probe for SECONDS + 3, the attack for SECONDS
+# (sb_attack's own bound; `timeout` SECONDS + 60 as a safety net), RSS sampled meanwhile.
+scenario() {
+  local name=$1 secs=$2
+  shift 2
+  if [[ -n $ONLY && " $ONLY " != *" $name "* ]]; then return 0; fi
+  relay_alive || fail "relay died before scenario $name"
+  local ready="$WORK/probe-$name.ready" why=""
+  BG_STDOUT="$WORK/probe-$name.json" start_bg "probe-$name" timeout -k 10 $((secs + 60)) \
+    "$ATTACK_BIN" probe --relay "$RELAY_ADDR" --fingerprint "$FP" $(as_user carol) \
+    --target bob --service echo --seconds $((secs + 3)) --max-rtt-ms "$PROBE_MAX_RTT_MS" \
+    --ready-file "$ready"
+  _probe_ready() {
+    [[ -e $ready ]] && return 0
+    bg_running "probe-$name" || fail "probe of $name exited before it logged in"
+    return 1
+  }
+  wait_for 30 "probe of $name to log in" _probe_ready
+  local before peak rss
+  before=$(rss_kib)
+  peak=$before
+  BG_STDOUT="$WORK/attack-$name.json" start_bg "attack-$name" timeout -k 10 $((secs + 60)) \
+    "$ATTACK_BIN" "$@" --seconds "$secs"
+  local i
+  for ((i = 0; i < (secs + 70) * 5; i++)); do
+    rss=$(rss_kib)
+    ((rss > peak)) && peak=$rss
+    bg_running "attack-$name" || break
+    sleep 0.2
+  done
+  wait_bg "attack-$name" 15
+  local attack_rc=$BG_STATUS
+  wait_bg "probe-$name" 80
+  local probe_rc=$BG_STATUS
+  rss=$(rss_kib)
+  ((rss > peak)) && peak=$rss
+  local probe attack
+  probe=$(tail -n 1 "$WORK/probe-$name.json" 2>/dev/null || true)
+  attack=$(tail -n 1 "$WORK/attack-$name.json" 2>/dev/null || true)
+  ((attack_rc == 0)) || why+="attack check failed (exit $attack_rc: $(jq -r '.failure // "no output"' <<<"$attack" 2>/dev/null)); "
+  ((probe_rc == 0)) || why+="probe failed (exit $probe_rc: $(jq -r '.failure // "no output"' <<<"$probe" 2>/dev/null)); "
+  relay_alive || why+="relay died; "
+  ((peak <= RSS_LIMIT_KIB)) || why+="relay VmRSS $((peak / 1024)) MiB above the bound $((RSS_LIMIT_KIB / 1024)) MiB; "
+  local verdict=ok
+  [[ -z $why ]] || verdict=FAIL
+  ROWS+=("$(printf '%-17s %-4s %9s %9s %6s %6s %7s %7s' "$name" "$verdict" \
+    "$(jq -r '.max_rtt_ms // "-"' <<<"$probe" 2>/dev/null)" \
+    "$(jq -r '.p99_rtt_ms // "-"' <<<"$probe" 2>/dev/null)" \
+    "$(jq -r '.calls_ok // "-"' <<<"$probe" 2>/dev/null)" \
+    "$(jq -r '.calls_failed // "-"' <<<"$probe" 2>/dev/null)" \
+    "$((before / 1024))" "$((peak / 1024))")")
+  log "scenario $name: $verdict; probe $probe"
+  log "scenario $name: attack $attack"
+  if [[ -n $why ]]; then
+    FAILED+=("$name: $why")
+    log "scenario $name FAILED: $why"
+  fi
+  relay_alive || fail "relay died in scenario $name"
+}
+
+command -v jq >/dev/null || skip "jq not found"
+
+scenario garbage 5 garbage "${ATTACKER[@]}" $(as_user mallory) --connections 6
+scenario oversized 5 oversized "${ATTACKER[@]}" $(as_user mallory) --connections 6
+# 14 s: longer than the 10 s login deadline, so that a connection it did not end shows up.
+scenario slowloris-tls 14 slowloris-tls "${ATTACKER[@]}" --connections 500
+scenario slowloris-login 14 slowloris-login "${ATTACKER[@]}" --connections 500
+# One address over its cap (1,024 connections not logged in), then five addresses over the
+# relay's cap in all (4,096): the busiest address gives up its oldest to newcomers (the probe's
+# new call lines, bob's lines).
+scenario half-open 6 half-open "${ATTACKER[@]}" --connections 1500
+scenario half-open-all 6 half-open --relay "$RELAY_ADDR" \
+  --bind 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6 --connections 4800
+scenario peers-flood 5 peers-flood "${ATTACKER[@]}" $(as_user mallory) --connections 8
+scenario demand-flood 5 demand-flood "${ATTACKER[@]}" $(as_user mallory) --connections 4 \
+  --target bob --service echo
+scenario keyupdate-flood 5 keyupdate-flood "${ATTACKER[@]}" $(as_user mallory) --connections 8
+scenario crash1 13 crash1 "${ATTACKER[@]}" $(as_user mallory) $(as_peer alice) --service svc
+scenario crash2 8 crash2 "${ATTACKER[@]}" $(as_user mallory) $(as_peer alice) --service svc \
+  --rounds 8
+scenario hold-lines 6 hold-lines "${ATTACKER[@]}" $(as_user mallory) --target bob --service echo \
+  --connections 56 --max-held 48
+# 64 pairs, senders mallory and alice, receivers dave and erin (32 calls each: within the
+# caller share of 48 of a receiver's 64 lines).
+scenario slow-readers 8 slow-readers "${ATTACKER[@]}" --user mallory,alice \
+  --password-file "$WORK/pw/mallory,$WORK/pw/alice" --peer-user dave,erin \
+  --peer-password-file "$WORK/pw/dave,$WORK/pw/erin" --service sink --connections 64
+# Last: it empties alice's failed-login bucket. From its own address, so 127.0.0.2's stays.
+scenario brute-force 8 brute-force --relay "$RELAY_ADDR" --bind 127.0.0.3 --target alice \
+  --connections 32
+
+echo
+printf '%-17s %-4s %9s %9s %6s %6s %7s %7s\n' scenario ok max_rtt p99_rtt calls c_fail \
+  rss0_MiB peak_MiB
+for row in "${ROWS[@]}"; do echo "$row"; done
+echo "(RTT in ms; RSS of the relay; start-up RSS $((RSS_START_KIB / 1024)) MiB, bound $((RSS_LIMIT_KIB / 1024)) MiB)"
+echo
+
+if ((${#FAILED[@]} > 0)); then
+  for f in "${FAILED[@]}"; do echo "FAILED: $f" >&2; done
+  fail "${#FAILED[@]} scenario(s) failed"
+fi
+stop_agent bob
+stop_relay relay
+log "PASS"
