@@ -637,8 +637,12 @@ int run_garbage() {
         std::this_thread::sleep_for(50ms);
         continue;
       }
+      // Random bytes, then 0xFF (no frame type, no TLS record type) past the longest control
+      // payload or TLS record the random bytes may have announced: a frame or record left
+      // incomplete would make the relay wait for its bytes, which it rightly does.
       std::vector<std::uint8_t> junk(4096 + rng() % 61440);
       for (auto& b : junk) b = static_cast<std::uint8_t>(rng());
+      junk.insert(junk.end(), 17 * 1024 + 8, 0xFF);
       const auto t0 = clock_type::now();
       if (where == 0) {
         c->write_raw(junk.data(), junk.size());
@@ -652,6 +656,13 @@ int run_garbage() {
         max_close_ms = std::max(max_close_ms, ms_since(t0));
       } else {
         ++hung;
+        std::lock_guard lock(mu);
+        std::fprintf(stderr,
+                     "garbage: still open after 3 s (%s), first bytes %02x %02x %02x %02x\n",
+                     where == 0   ? "raw TCP"
+                     : where == 1 ? "TLS, before LOGIN"
+                                  : "TLS, after LOGIN",
+                     junk[0], junk[1], junk[2], junk[3]);
       }
     }
   });
@@ -1286,7 +1297,8 @@ int run_hold_lines(int max_held) {
 // i % #peer-users, all of whose lines answer) and pushes DATA frames as fast as it can; the
 // receiver reads --read-bytes every --read-interval-ms. For --seconds. Figures: bytes sent and
 // received. Check: every pair connected.
-int run_slow_readers(std::size_t read_bytes, int read_interval_ms, std::uint32_t frame_bytes) {
+int run_slow_readers(std::size_t read_bytes, int read_interval_ms, std::uint32_t frame_bytes,
+                     const std::string& ready_file) {
   const std::size_t pairs = static_cast<std::size_t>(opt.connections);
   std::vector<std::unique_ptr<instance>> senders, receivers;
   for (std::size_t i = 0; i < opt.users.size(); ++i) senders.push_back(acting(i, false));
@@ -1307,6 +1319,7 @@ int run_slow_readers(std::size_t read_bytes, int read_interval_ms, std::uint32_t
   std::atomic<long> sent{0}, received{0};
   std::atomic<int> connected{0}, accepted{0};
   std::atomic<bool> stop{false};
+  const auto t_start = clock_type::now();
   const auto until = deadline();
   std::vector<std::thread> ts;
   for (std::size_t i = 0; i < pairs; ++i) {
@@ -1346,6 +1359,14 @@ int run_slow_readers(std::size_t read_bytes, int read_interval_ms, std::uint32_t
       }
     });
   }
+  // Ready once every pair is connected (the logins and their Argon2id checks are over): a
+  // benchmark takes the relay's RSS here as the base of the growth the slow readers cause.
+  while (clock_type::now() < until &&
+         (connected < static_cast<int>(pairs) || accepted < static_cast<int>(pairs))) {
+    std::this_thread::sleep_for(10ms);
+  }
+  const double ready_after_s = ms_since(t_start) / 1000;
+  if (!ready_file.empty()) std::ofstream(ready_file) << "ready\n";
   std::this_thread::sleep_until(until);
   stop = true;
   for (auto& c : s_lines) c->shutdown();
@@ -1356,7 +1377,8 @@ int run_slow_readers(std::size_t read_bytes, int read_interval_ms, std::uint32_t
            {"connected", connected.load()},
            {"accepted", accepted.load()},
            {"sent_mib", std::round(sent / 1048576.0 * 10) / 10},
-           {"received_mib", std::round(received / 1048576.0 * 10) / 10}};
+           {"received_mib", std::round(received / 1048576.0 * 10) / 10},
+           {"all_connected_after_s", std::round(ready_after_s * 10) / 10}};
   if (connected != static_cast<int>(pairs)) return finish(out, false, "not every pair connected");
   return finish(out, true);
 }
@@ -1417,6 +1439,9 @@ int main(int argc, char** argv) {
   attacks["slow-readers"]->add_option("--read-bytes", read_bytes, "receiver read size");
   attacks["slow-readers"]->add_option("--read-interval-ms", read_interval_ms, "between reads");
   attacks["slow-readers"]->add_option("--frame-bytes", frame_bytes, "DATA payload per frame");
+  std::string ready_file;
+  attacks["slow-readers"]->add_option("--ready-file", ready_file,
+                                      "written once all pairs are connected");
   CLI11_PARSE(app, argc, argv);
   if (opt.seed == 0) opt.seed = std::random_device{}();
   if (opt.connections < 1 || opt.seconds <= 0 || opt.seconds > 600) {
@@ -1439,7 +1464,7 @@ int main(int argc, char** argv) {
     if (*attacks["crash2"]) return run_crash2(rounds);
     if (*attacks["hold-lines"]) return run_hold_lines(max_held);
     if (*attacks["slow-readers"])
-      return run_slow_readers(read_bytes, read_interval_ms, frame_bytes);
+      return run_slow_readers(read_bytes, read_interval_ms, frame_bytes, ready_file);
   } catch (const std::exception& e) {
     std::cerr << "sb_attack: " << e.what() << "\n";
     return 2;
