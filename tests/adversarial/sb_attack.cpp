@@ -461,6 +461,7 @@ int finish(json out, bool ok, const std::string& why = {}) {
 // --- probe --------------------------------------------------------------------------------
 
 struct probe_options {
+  bool password_calls = false;  // each call's line logs in by password, as a new instance
   int interval_ms = 50;
   int call_every_ms = 1000;
   double max_rtt_ms = 1000;
@@ -532,7 +533,19 @@ int run_probe(const probe_options& po) {
     const auto t0 = clock_type::now();
     std::string error;
     [&] {
-      auto line = token_line(*me);
+      conn_ptr line;
+      if (po.password_calls) {
+        instance fresh(me->user, me->password, false);
+        line = conn::open();
+        const auto o = line ? login_on(*line, fresh, true) : login_outcome{};
+        if (!o.ok) {
+          error = "password login failed: " +
+                  (o.answered ? std::string(p::error_name(o.code)) : std::string("no answer"));
+          return;
+        }
+      } else {
+        line = token_line(*me);
+      }
       if (!line) {
         error = "connect or token login failed";
         return;
@@ -979,7 +992,8 @@ int run_demand_flood() {
 }
 
 // Each connection sends KeyUpdate records (no application bytes) as fast as it can, half of
-// them after LOGIN, half before; a line the relay ends is replaced. Check: the relay ends every
+// them after LOGIN, half before, half with update_requested (the relay owes an answer to
+// each); a line the relay ends is replaced. Check: the relay ends every
 // flooding line within 3 s (its cap is 32 KeyUpdates per second).
 int run_keyupdate_flood() {
   if (opt.plaintext) return finish({}, false, "keyupdate-flood needs TLS");
@@ -993,6 +1007,8 @@ int run_keyupdate_flood() {
   run_threads(opt.connections, [&](int t) {
     for (int round = 0; clock_type::now() < until; ++round) {
       const bool logged_in = (t + round) % 2 == 0;
+      // Every other thread asks the relay to answer each KeyUpdate with its own.
+      const int kind = t % 2 == 0 ? SSL_KEY_UPDATE_NOT_REQUESTED : SSL_KEY_UPDATE_REQUESTED;
       auto c = logged_in ? token_line(*inst) : conn::open();
       if (!c) {
         ++open_failed;
@@ -1003,8 +1019,7 @@ int run_keyupdate_flood() {
       const auto t0 = clock_type::now();
       bool ended = false;
       while (clock_type::now() < until && ms_since(t0) < 3000) {
-        if (SSL_key_update(c->ssl(), SSL_KEY_UPDATE_NOT_REQUESTED) != 1 ||
-            SSL_do_handshake(c->ssl()) != 1) {
+        if (SSL_key_update(c->ssl(), kind) != 1 || SSL_do_handshake(c->ssl()) != 1) {
           ERR_clear_error();
           ended = true;
           break;
@@ -1032,10 +1047,11 @@ int run_keyupdate_flood() {
 }
 
 // --opt.connections concurrent wrong-password logins for --target (one user), from --bind, for
-// --seconds. Check: the BAD_CREDENTIALS answers (each one a password check) in any window of one
-// refill period are at most burst + 1 (the bucket's burst and the one token a refill period
-// adds), and in all at most burst + seconds / refill + 1.
-int run_brute_force(double burst, double refill_s) {
+// --seconds (with --spray: a new user ID per guess, see below). Check: the BAD_CREDENTIALS answers
+// (each one a password check) in any window of one refill period are at most burst + 1 (the
+// bucket's burst and the one token a refill period adds), and in all at most burst + seconds /
+// refill + 1.
+int run_brute_force(double burst, double refill_s, bool spray) {
   const auto until = deadline();
   std::mutex mu;
   std::vector<double> bad_at;  // seconds since the start
@@ -1050,7 +1066,10 @@ int run_brute_force(double burst, double refill_s) {
         std::this_thread::sleep_for(50ms);
         continue;
       }
-      instance guess(opt.target, "guess-" + std::to_string(t) + "-" + std::to_string(round), false);
+      // --spray: a new user ID each time, so only the per-address buckets hold it back.
+      const std::string user =
+          spray ? opt.target + "-" + std::to_string(t) + "-" + std::to_string(round) : opt.target;
+      instance guess(user, "guess-" + std::to_string(t) + "-" + std::to_string(round), false);
       const auto o = login_on(*c, guess, true);
       std::lock_guard lock(mu);
       if (o.ok) {
@@ -1078,6 +1097,16 @@ int run_brute_force(double burst, double refill_s) {
            {"allowed_per_period", burst + 1},
            {"allowed_total", allowed_total}};
   if (answers.count("LOGIN_OK") > 0) return finish(out, false, "a guessed password logged in");
+  if (spray) {
+    // Per address: burst + one token per refill period; the addresses add up.
+    const double per_address = burst + std::floor(opt.seconds / refill_s) + 1;
+    const double n = static_cast<double>(std::max<std::size_t>(1, opt.binds.size()));
+    out["allowed_total"] = per_address * n;
+    if (static_cast<double>(bad_at.size()) > per_address * n) {
+      return finish(out, false, "more password checks than the address buckets allow");
+    }
+    return finish(out, true);
+  }
   if (static_cast<double>(max_window) > burst + 1) {
     return finish(out, false, "more password checks in one refill period than the bucket holds");
   }
@@ -1085,6 +1114,49 @@ int run_brute_force(double burst, double refill_s) {
     return finish(out, false, "more password checks than the bucket allows");
   }
   if (answers["RATE_LIMITED"] == 0) return finish(out, false, "never RATE_LIMITED");
+  return finish(out, true);
+}
+
+// --opt.connections threads log in with the right password (each login a new call-only
+// instance, so each one is a whole Argon2id check) and close, again and again, for --seconds.
+// Right passwords take nothing from the failure buckets. Figures: logins per second, the
+// answers, the slowest login. Check: every login was answered.
+int run_login_flood() {
+  auto me = acting(0, false);
+  const auto until = deadline();
+  std::mutex mu;
+  std::map<std::string, long> answers;
+  double slowest_ms = 0;
+  run_threads(opt.connections, [&](int) {
+    while (clock_type::now() < until) {
+      auto c = conn::open();
+      if (!c) {
+        std::lock_guard lock(mu);
+        ++answers["connect_failed"];
+        continue;
+      }
+      instance fresh(me->user, me->password, false);
+      const auto t0 = clock_type::now();
+      const auto o = login_on(*c, fresh, true);
+      std::lock_guard lock(mu);
+      slowest_ms = std::max(slowest_ms, ms_since(t0));
+      if (o.ok) {
+        ++answers["LOGIN_OK"];
+      } else if (!o.answered) {
+        ++answers["no_answer"];
+      } else {
+        ++answers[std::string(p::error_name(o.code))];
+      }
+    }
+  });
+  long total = 0;
+  for (const auto& [k, v] : answers) total += v;
+  json out{{"attack", "login-flood"},
+           {"answers", answers},
+           {"logins_ok_per_s", std::round(static_cast<double>(answers["LOGIN_OK"]) / opt.seconds)},
+           {"slowest_login_ms", std::round(slowest_ms)}};
+  if (answers["no_answer"] > 0) return finish(out, false, "a LOGIN went unanswered");
+  if (total == 0) return finish(out, false, "no login was answered");
   return finish(out, true);
 }
 
@@ -1412,11 +1484,13 @@ int main(int argc, char** argv) {
   probe->add_option("--call-every-ms", po.call_every_ms, "call interval");
   probe->add_option("--max-rtt-ms", po.max_rtt_ms, "fail above this PING round trip");
   probe->add_option("--ready-file", po.ready_file, "written once logged in");
+  probe->add_flag("--password-calls", po.password_calls,
+                  "each call's line logs in by password (a new instance) instead of the token");
 
   std::map<std::string, CLI::App*> attacks;
   for (const char* name : {"garbage", "oversized", "slowloris-tls", "slowloris-login", "half-open",
                            "peers-flood", "demand-flood", "keyupdate-flood", "brute-force",
-                           "crash1", "crash2", "hold-lines", "slow-readers"}) {
+                           "login-flood", "crash1", "crash2", "hold-lines", "slow-readers"}) {
     attacks[name] = app.add_subcommand(name, std::string("attack: ") + name);
     common(attacks[name]);
   }
@@ -1427,6 +1501,10 @@ int main(int argc, char** argv) {
   double burst = 10, refill_s = 6;
   attacks["brute-force"]->add_option("--burst", burst, "the relay's failure bucket size");
   attacks["brute-force"]->add_option("--refill-s", refill_s, "seconds per token refilled");
+  bool spray = false;
+  attacks["brute-force"]->add_flag("--spray", spray,
+                                   "a new user ID (--target-N) per guess: only the address "
+                                   "buckets apply; spread over --bind addresses");
   double ring_wait_s = 11;
   attacks["crash1"]->add_option("--ring-wait-s", ring_wait_s, "ACCEPT this late (> ring limit)");
   int rounds = 8;
@@ -1459,7 +1537,8 @@ int main(int argc, char** argv) {
     if (*attacks["peers-flood"]) return run_peers_flood();
     if (*attacks["demand-flood"]) return run_demand_flood();
     if (*attacks["keyupdate-flood"]) return run_keyupdate_flood();
-    if (*attacks["brute-force"]) return run_brute_force(burst, refill_s);
+    if (*attacks["brute-force"]) return run_brute_force(burst, refill_s, spray);
+    if (*attacks["login-flood"]) return run_login_flood();
     if (*attacks["crash1"]) return run_crash1(ring_wait_s);
     if (*attacks["crash2"]) return run_crash2(rounds);
     if (*attacks["hold-lines"]) return run_hold_lines(max_held);
