@@ -515,7 +515,22 @@ int run_probe(const probe_options& po) {
         ping_failed = true;
         return;
       }
-      rtts.push_back(ms_since(t0));
+      const double rtt = ms_since(t0);
+      rtts.push_back(rtt);
+      if (rtt > po.max_rtt_ms / 4) {
+        // Wall-clock time of the PING, to match with the relay's log.
+        const auto sent = std::chrono::system_clock::now() -
+                          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                              std::chrono::duration<double, std::milli>(rtt));
+        const auto t = std::chrono::system_clock::to_time_t(sent);
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(sent.time_since_epoch()).count() %
+            1000;
+        char when[32];
+        std::strftime(when, sizeof(when), "%H:%M:%S", std::gmtime(&t));
+        std::fprintf(stderr, "probe: PING sent at %s.%03d UTC took %.1f ms\n", when,
+                     static_cast<int>(ms), rtt);
+      }
       next += std::chrono::milliseconds(po.interval_ms);
       std::this_thread::sleep_until(std::max(next, clock_type::now()));
     }
@@ -1160,6 +1175,35 @@ int run_login_flood() {
   return finish(out, true);
 }
 
+// --connections token logins of one instance, as fast as 4 threads make them (each line closed
+// at once), then nothing until --seconds: a burst of logins, then quiet. (The relay trims its
+// heap 2 s after a burst of at least 256 logins has ended.) Check: every login succeeded.
+int run_login_burst() {
+  auto inst = acting(0, false);
+  auto holder = password_line(*inst);
+  if (!holder) return finish({}, false, "attacker could not log in");
+  const auto until = deadline();
+  const auto t0 = clock_type::now();
+  std::atomic<int> next{0}, ok{0}, failed{0};
+  run_threads(4, [&](int) {
+    while (next++ < opt.connections && clock_type::now() < until) {
+      if (token_line(*inst)) {
+        ++ok;
+      } else {
+        ++failed;
+      }
+    }
+  });
+  const double burst_s = ms_since(t0) / 1000;
+  std::this_thread::sleep_until(until);
+  json out{{"attack", "login-burst"},
+           {"logins", ok.load()},
+           {"failed", failed.load()},
+           {"burst_s", std::round(burst_s * 100) / 100}};
+  if (failed > 0 || ok < opt.connections) return finish(out, false, "a token login failed");
+  return finish(out, true);
+}
+
 // --- the two crash sequences --------------------------------------------------------------
 
 // Crash 1 (TLS): the caller (--user) stops reading and floods PINGs until the relay's writes to
@@ -1488,9 +1532,10 @@ int main(int argc, char** argv) {
                   "each call's line logs in by password (a new instance) instead of the token");
 
   std::map<std::string, CLI::App*> attacks;
-  for (const char* name : {"garbage", "oversized", "slowloris-tls", "slowloris-login", "half-open",
-                           "peers-flood", "demand-flood", "keyupdate-flood", "brute-force",
-                           "login-flood", "crash1", "crash2", "hold-lines", "slow-readers"}) {
+  for (const char* name :
+       {"garbage", "oversized", "slowloris-tls", "slowloris-login", "half-open", "peers-flood",
+        "demand-flood", "keyupdate-flood", "brute-force", "login-flood", "login-burst", "crash1",
+        "crash2", "hold-lines", "slow-readers"}) {
     attacks[name] = app.add_subcommand(name, std::string("attack: ") + name);
     common(attacks[name]);
   }
@@ -1539,6 +1584,7 @@ int main(int argc, char** argv) {
     if (*attacks["keyupdate-flood"]) return run_keyupdate_flood();
     if (*attacks["brute-force"]) return run_brute_force(burst, refill_s, spray);
     if (*attacks["login-flood"]) return run_login_flood();
+    if (*attacks["login-burst"]) return run_login_burst();
     if (*attacks["crash1"]) return run_crash1(ring_wait_s);
     if (*attacks["crash2"]) return run_crash2(rounds);
     if (*attacks["hold-lines"]) return run_hold_lines(max_held);

@@ -59,16 +59,19 @@ ALICE_TARGET=(--peer-user alice --peer-password-file "$WORK/pw/alice")
 ROWS=()
 FAILED=()
 
-# scenario [--check JQ-EXPR] [--probe-password-calls] NAME SECONDS ATTACK-ARGS...: carol's probe
-# for SECONDS + 1, the attack for SECONDS (sb_attack's own bound; `timeout` SECONDS + 60 as a
-# safety net), RSS sampled meanwhile. JQ-EXPR, if given, must be true of the attack's figures;
-# with --probe-password-calls each of the probe's calls logs in by password (a new instance).
+# scenario [--check JQ-EXPR] [--probe-password-calls] [--probe-call-every-ms MS] NAME SECONDS
+#          ATTACK-ARGS...
+# carol's probe for SECONDS + 1, the attack for SECONDS (sb_attack's own bound; `timeout`
+# SECONDS + 60 as a safety net), RSS sampled meanwhile. JQ-EXPR, if given, must be true of the
+# attack's figures; with --probe-password-calls each of the probe's calls logs in by password (a
+# new instance); --probe-call-every-ms sets the probe's call interval (default 1000).
 scenario() {
   local check="" probe_extra=()
   while [[ $1 == --* ]]; do
     case $1 in
       --check) check=$2; shift 2 ;;
       --probe-password-calls) probe_extra+=(--password-calls); shift ;;
+      --probe-call-every-ms) probe_extra+=(--call-every-ms "$2"); shift 2 ;;
       *) fail "scenario: unknown option $1" ;;
     esac
   done
@@ -86,12 +89,15 @@ scenario() {
     "$ATTACK_BIN" probe --relay "$RELAY_ADDR" --fingerprint "$FP" "${CAROL[@]}" \
     --target bob --service echo --seconds $((secs + 1)) --max-rtt-ms "$PROBE_MAX_RTT_MS" \
     --ready-file "$ready" "${probe_extra[@]}"
-  _probe_ready() {
-    [[ -e $ready ]] && return 0
-    bg_running "probe-$name" || fail "probe of $name exited before it logged in"
-    return 1
-  }
+  _probe_ready() { [[ -e $ready ]] || ! bg_running "probe-$name"; }
   wait_for 30 "probe of $name to log in" _probe_ready
+  if [[ ! -e $ready ]]; then
+    why="the probe could not log in: $(tail -n 1 "$WORK/probe-$name.log"); "
+    FAILED+=("$name: $why")
+    ROWS+=("$(printf '%-17s %-4s' "$name" FAIL)")
+    log "scenario $name FAILED: $why"
+    return 0
+  fi
   local before peak rss
   before=$(rss_kib)
   peak=$before
@@ -156,6 +162,12 @@ scenario --check '.still_open_at_end <= 1034 and .refused_at_once > 0' \
 scenario --check '.still_open_at_end <= 4137 and .refused_at_once > 0' \
   half-open-all 6 half-open --relay "$RELAY_ADDR" \
   --bind 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6 --connections 4800
+# A burst of 400 logins, then none for 2 s: the relay's heap trim (malloc_trim(0) on the control
+# thread) runs then, with the ~190 MiB half-open-all left free in the heap. The probe calls every
+# 3 s here, so that its own logins do not keep postponing the trim. FAILS on the relay of
+# 2026-12-07: the trim holds the control thread for 1.5-3 s (docs/benchmarks.md).
+scenario --probe-call-every-ms 3000 heap-trim 6 login-burst "${ATTACKER[@]}" "${MALLORY[@]}" \
+  --connections 400
 scenario peers-flood 5 peers-flood "${ATTACKER[@]}" "${MALLORY[@]}" --connections 8
 scenario demand-flood 5 demand-flood "${ATTACKER[@]}" "${MALLORY[@]}" --connections 4 \
   --target bob --service echo
@@ -176,6 +188,10 @@ scenario slow-readers 8 slow-readers "${ATTACKER[@]}" --user mallory,alice \
 # probe's calls log in by password too, so they queue for the same Argon2id threads.
 scenario --probe-password-calls login-flood 6 login-flood --relay "$RELAY_ADDR" --bind 127.0.0.4 \
   "${MALLORY[@]}" --connections "${SB_ADV_LOGIN_FLOOD:-16}"
+# Near the end: it empties alice's failed-login bucket. From its own address, so 127.0.0.2's stays.
+scenario brute-force 8 brute-force --relay "$RELAY_ADDR" --bind 127.0.0.3 --target alice \
+  --connections 32
+
 # Wrong passwords for user IDs that do not exist, one per guess, 128 at once from 50 addresses
 # (127.0.1.x): only the per-address buckets hold them back (each address has its burst of 10),
 # and the password checks queue first come, first served behind the two Argon2id threads. The
@@ -185,9 +201,6 @@ scenario --probe-password-calls login-flood 6 login-flood --relay "$RELAY_ADDR" 
 SPRAY_ADDRS=$(seq -s, -f '127.0.1.%g' 1 "${SB_ADV_SPRAY_ADDRS:-50}")
 scenario --probe-password-calls brute-spray 6 brute-force --relay "$RELAY_ADDR" \
   --bind "$SPRAY_ADDRS" --target nobody --spray --connections "${SB_ADV_SPRAY_CONNS:-128}"
-# Last: it empties alice's failed-login bucket. From its own address, so 127.0.0.2's stays.
-scenario brute-force 8 brute-force --relay "$RELAY_ADDR" --bind 127.0.0.3 --target alice \
-  --connections 32
 
 echo
 printf '%-17s %-4s %9s %9s %6s %6s %8s %8s %8s\n' scenario ok max_rtt p99_rtt calls c_fail \
