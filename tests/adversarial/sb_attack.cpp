@@ -880,6 +880,21 @@ int run_hold(hold_mode mode, double login_deadline_s) {
       }
     }
   }
+  // Settle: 500 ms more without opening anything, so that closes the relay made (a cap's
+  // refusals, evictions) are seen; what is still open then is what the relay holds, at most.
+  const auto settle_until = clock_type::now() + 500ms;
+  while (clock_type::now() < settle_until) {
+    fds.clear();
+    for (auto& h : hs) {
+      if (h.c) fds.push_back({h.c->fd(), POLLIN | POLLRDHUP, 0});
+    }
+    ::poll(fds.data(), fds.size(), 50);
+    std::size_t j = 0;
+    for (auto& h : hs) {
+      if (!h.c) continue;
+      if (fds[j++].revents != 0) h.c.reset();
+    }
+  }
   int still_open = 0;
   for (auto& h : hs) still_open += h.c ? 1 : 0;
   const char* name = mode == hold_mode::silent_tcp          ? "half-open"
