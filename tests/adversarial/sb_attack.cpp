@@ -9,7 +9,6 @@
 // checks failed (the checks are named in each subcommand's help). Every loop is bounded by
 // --seconds; every read has a timeout.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -38,7 +37,6 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -429,10 +427,12 @@ std::unique_ptr<instance> peer(std::size_t i, bool answers) {
                                     answers);
 }
 
-bool is(const p::message& m, auto tag) {
-  return std::holds_alternative<decltype(tag)>(m);
+template <typename T>
+bool is(const p::message& m) {
+  return std::holds_alternative<T>(m);
 }
 
+// A predicate for conn::expect: the message is a T.
 template <typename T>
 auto is_a() {
   return [](const p::message& m) { return std::holds_alternative<T>(m); };
@@ -571,7 +571,7 @@ int run_probe(const probe_options& po) {
         return;
       }
       const auto answer = line->expect(
-          [](const p::message& m) { return is(m, p::connected{}) || is(m, p::fail{}); }, 15000ms);
+          [](const p::message& m) { return is<p::connected>(m) || is<p::fail>(m); }, 15000ms);
       if (!answer) {
         error = "no answer to DEMAND";
         return;
@@ -989,7 +989,7 @@ int run_demand_flood() {
         return;
       }
       const auto a = c->expect(
-          [](const p::message& m) { return is(m, p::connected{}) || is(m, p::fail{}); }, 15000ms);
+          [](const p::message& m) { return is<p::connected>(m) || is<p::fail>(m); }, 15000ms);
       if (!a) {
         ++unanswered;
         return;
@@ -1272,8 +1272,8 @@ int run_crash1(double ring_wait_s) {
   const auto t0 = clock_type::now();
   if (!t_line->send(late)) return finish(out, false, "late ACCEPT write failed");
   const auto term = t_line->expect(
-      [](const p::message& m) { return is(m, p::terminate{}) || is(m, p::logged_out{}); }, 10000ms);
-  if (!term || !is(*term, p::terminate{})) return finish(out, false, "target got no TERMINATE");
+      [](const p::message& m) { return is<p::terminate>(m) || is<p::logged_out>(m); }, 10000ms);
+  if (!term || !is<p::terminate>(*term)) return finish(out, false, "target got no TERMINATE");
   out["target_terminate"] = std::string(p::error_name(std::get<p::terminate>(*term).code));
   const p::release rel;
   if (!t_line->send(rel) || !t_line->expect(is_a<p::released>(), 5000ms)) {
@@ -1390,7 +1390,7 @@ int run_hold_lines(int max_held) {
     const p::demand d(opt.target, opt.service);
     c->send(d);
     const auto a = c->expect(
-        [](const p::message& m) { return is(m, p::connected{}) || is(m, p::fail{}); }, 15000ms);
+        [](const p::message& m) { return is<p::connected>(m) || is<p::fail>(m); }, 15000ms);
     if (!a) {
       ++outcomes["no_answer"];
       continue;

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The adversarial suite (issue 15): one relay with default settings (TLS), bob exposing an echo
 # service, and for each scenario an attacker (tests/adversarial/sb_attack, as mallory or alice,
-# from 127.0.0.2..6 so that the per-address caps and buckets of 127.0.0.1 stay bob's and
-# carol's) while carol's probe (sb_attack probe) PINGs every 50 ms and calls bob:echo every
-# second on a new line. Per scenario it asserts:
+# from 127.0.0.2..6 or 127.0.1.x so that the per-address caps and buckets of 127.0.0.1 stay
+# bob's and carol's) while carol's probe (sb_attack probe) PINGs every 50 ms and calls bob:echo
+# every second on a new line. Two scenarios fail on the relay of 2026-12-07 (heap-trim, mostly,
+# and brute-spray; docs/benchmarks.md): SB_ADV_SKIP="heap-trim brute-spray" runs the rest.
+# Per scenario it asserts:
 #   - the attacker's own checks (sb_attack exits non-zero when a relay limit did not hold);
 #   - the probe: every PING round trip under PROBE_MAX_RTT_MS (1000) and every call echoed;
 #   - the relay process is alive (by PID);
