@@ -3,8 +3,7 @@
 # service, and for each scenario an attacker (tests/adversarial/sb_attack, as mallory or alice,
 # from 127.0.0.2..6 or 127.0.1.x so that the per-address caps and buckets of 127.0.0.1 stay
 # bob's and carol's) while carol's probe (sb_attack probe) PINGs every 50 ms and calls bob:echo
-# every second on a new line. Two scenarios fail on the relay of 2026-12-07 (heap-trim, mostly,
-# and brute-spray; docs/benchmarks.md): SB_ADV_SKIP="heap-trim brute-spray" runs the rest.
+# every second on a new line. SB_ADV_ONLY / SB_ADV_SKIP (scenario names) run a part of it.
 # Per scenario it asserts:
 #   - the attacker's own checks (sb_attack exits non-zero when a relay limit did not hold);
 #   - the probe: every PING round trip under PROBE_MAX_RTT_MS (1000) and every call echoed;
@@ -166,8 +165,8 @@ scenario --check '.still_open_at_end <= 4137 and .refused_at_once > 0' \
   --bind 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6 --connections 4800
 # A burst of 400 logins, then none for 2 s: the relay's heap trim (malloc_trim(0) on the control
 # thread) runs then, with the ~190 MiB half-open-all left free in the heap. The probe calls every
-# 3 s here, so that its own logins do not keep postponing the trim. FAILS on the relay of
-# 2026-12-07: the trim holds the control thread for 1.5-3 s (docs/benchmarks.md).
+# 3 s here, so that its own logins do not keep postponing the trim. The relay skips the trim
+# while that much is free (it held the control thread 1.5-3 s; docs/benchmarks.md).
 scenario --probe-call-every-ms 3000 heap-trim 6 login-burst "${ATTACKER[@]}" "${MALLORY[@]}" \
   --connections 400
 scenario peers-flood 5 peers-flood "${ATTACKER[@]}" "${MALLORY[@]}" --connections 8
@@ -195,11 +194,10 @@ scenario brute-force 7 brute-force --relay "$RELAY_ADDR" --bind 127.0.0.3 --targ
   --connections 32
 
 # Wrong passwords for user IDs that do not exist, one per guess, 128 at once from 50 addresses
-# (127.0.1.x): only the per-address buckets hold them back (each address has its burst of 10),
-# and the password checks queue first come, first served behind the two Argon2id threads. The
-# probe's calls log in by password, as a restarted device does. FAILS on the relay of
-# 2026-12-07: the probe's password login waits past the 10 s login deadline (LOGIN_TIMEOUT);
-# see docs/benchmarks.md. (SB_ADV_SKIP="brute-spray" runs the rest.)
+# (127.0.1.x): only the per-address buckets hold them back (each address has its burst of 10).
+# The probe's calls log in by password, as a restarted device does: from an address it logged in
+# from before, so its checks go ahead of the spray's (without that they waited past the 10 s
+# login deadline; docs/benchmarks.md).
 SPRAY_ADDRS=$(seq -s, -f '127.0.1.%g' 1 "${SB_ADV_SPRAY_ADDRS:-50}")
 scenario --probe-password-calls brute-spray 6 brute-force --relay "$RELAY_ADDR" \
   --bind "$SPRAY_ADDRS" --target nobody --spray --connections "${SB_ADV_SPRAY_CONNS:-128}"
