@@ -318,6 +318,34 @@ TEST(Hostile, LoginCheckedAfterItsLineTimedOutIsNotAdmitted) {
   });
 }
 
+// ACCEPT or REJECT naming a session other than the one ringing (an earlier call, a guess) is
+// ignored: the ringing call goes on and is answered as usual.
+TEST(Hostile, AnswersNamingAnotherSessionAreIgnored) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await raw_client::connect(env.endpoint);
+    co_await bob.login("bob", password_of("bob"));
+    auto alice = co_await raw_client::connect(env.endpoint);
+    co_await alice.login("alice", password_of("alice"));
+    const p::demand d("bob", "echo");
+    co_await alice.send(d);
+    const auto in = co_await bob.expect<p::incoming>();
+    p::accept wrong_accept;
+    wrong_accept.session = in.session + 100;
+    co_await bob.send(wrong_accept);
+    const p::reject wrong_reject(in.session + 101, err::rejected, "not this one");
+    co_await bob.send(wrong_reject);
+    co_await bob.expect_alive(11);    // nothing came back for either
+    co_await alice.expect_alive(12);  // no CONNECTED, no FAIL: still calling
+    EXPECT_EQ(env.counters().sessions_paired, 0u);
+    p::accept right;
+    right.session = in.session;
+    co_await bob.send(right);
+    const auto c = co_await alice.expect<p::connected>();
+    EXPECT_EQ(c.session, in.session);
+  });
+}
+
 // A target's line rings for at most ring_timeout, well before the demand deadline.
 TEST(Hostile, AnUnansweredRingEndsAtTheRingTimeout) {
   auto cfg = test_config();
