@@ -14,6 +14,8 @@ namespace {
 
 using f = protocol::frame_type;
 
+// The table's columns line up with the frame names: clang-format leaves it alone.
+// clang-format off
 // Columns: the frames an agent may send. H handle, D discard (read and dropped), V violation.
 const std::vector<f> agent_frames{f::login,   f::ping,    f::peers_request, f::demand,
                                   f::accept,  f::reject,  f::logout,        f::release,
@@ -28,6 +30,7 @@ const std::map<line_state, std::string> expected{
     {line_state::releasing, "VHVVDDHHDDD"},
     {line_state::closed,    "DDDDDDDDDDD"},  // closing or closed: nothing more is answered
 };
+// clang-format on
 // Frames only the relay sends: never accepted from an agent.
 const std::vector<f> relay_frames{f::login_ok,  f::pong, f::peers,      f::incoming,
                                   f::connected, f::fail, f::logged_out, f::released};
@@ -57,7 +60,8 @@ TEST(LineRules, EveryCellMatchesTheSpecification) {
 TEST(LineRules, RelayFramesFromAnAgentAreViolationsUnlessTheLineIsClosing) {
   for (const auto& [state, row] : expected) {
     for (const f t : relay_frames) {
-      const frame_rule want = state == line_state::closed ? frame_rule::discard : frame_rule::violation;
+      const frame_rule want =
+          state == line_state::closed ? frame_rule::discard : frame_rule::violation;
       EXPECT_EQ(rule_for(state, t), want) << state_name(state) << " x " << protocol::frame_name(t);
     }
   }

@@ -303,7 +303,6 @@ awaitable<err> attempt_login(relay_env& env, asio::ip::address from, std::string
   co_return fail->code;
 }
 
-
 TEST(Login, FailuresFromOneAddressAreRateLimited) {
   const auto elsewhere = other_loopback(2);
   if (!elsewhere) GTEST_SKIP() << "cannot bind 127.0.0.2 on this host";
