@@ -160,7 +160,11 @@ void admission::end_turn() {
 
 awaitable<login_verdict> admission::check_password(const line& l, const p::login& m,
                                                    const std::string& key) {
-  if (checks_in_progress() >= hub_.config().max_pending_logins) {
+  // Known devices have a queue of their own, so a flood of other checks cannot fill it.
+  const std::string pair = pair_key(key, m.user);
+  const bool known = known_pairs_.contains(pair);
+  const std::size_t most = hub_.config().max_pending_logins;
+  if (known ? queued_known_.size() >= most : checks_in_progress() >= most) {
     co_return login_verdict::refused(error_code::busy, "too many logins at once; retry later");
   }
   // Tokens are taken before the check, so that concurrent attempts cannot outrun the buckets.
@@ -173,8 +177,7 @@ awaitable<login_verdict> admission::check_password(const line& l, const p::login
     co_return login_verdict::refused(error_code::rate_limited,
                                      "too many failed logins for this user ID; retry later");
   }
-  const std::string pair = pair_key(key, m.user);
-  const bool turn = co_await take_turn(l, known_pairs_.contains(pair));
+  const bool turn = co_await take_turn(l, known);
   if (!turn) {
     failures_by_address_.give_back(key);
     failures_by_user_.give_back(m.user);

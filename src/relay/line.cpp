@@ -479,11 +479,25 @@ void line::ring(std::shared_ptr<session> s, const std::string& caller) {
   notify(p::incoming{s->id, caller, s->service});
 }
 
+namespace {
+// A line that reads what the relay writes has at most two notices waiting (INCOMING, then a
+// TERMINATE or FAIL); one that stops reading while it keeps calling would pile them up.
+constexpr std::uint32_t max_pending_notices = 8;
+}  // namespace
+
 void line::notify(p::message m) {
+  if (closing_) return;
+  if (pending_notices_ >= max_pending_notices) {
+    // Its writes are stuck: closing the stream ends every send waiting for it, and frees it.
+    close(error_code::busy, "the agent does not read what the relay sends");
+    return;
+  }
+  ++pending_notices_;
   asio::co_spawn(
       hub_.executor(),
       [self = shared_from_this(), m = std::move(m)]() -> awaitable<void> {
         co_await self->send(m);
+        --self->pending_notices_;
       },
       asio::detached);
 }
@@ -523,6 +537,7 @@ awaitable<void> line::on(const p::accept& m) {
   live_.set_blocked(true);
   co_await caller->send(p::connected{s->id, user_});
   live_.set_blocked(false);
+  live_.heard();  // silence is judged afresh after a block, as after forwarding
 }
 
 awaitable<void> line::on(const p::reject& m) {
@@ -600,6 +615,7 @@ awaitable<void> line::on(const p::eof&) {
     live_.set_blocked(true);  // as while forwarding: silence is judged on the peer's line
     co_await peer->send(p::eof{});
     live_.set_blocked(false);
+    live_.heard();
   }
 }
 

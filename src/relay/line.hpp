@@ -64,7 +64,9 @@ class line : public std::enable_shared_from_this<line> {
   // Sends one control frame under the write mutex; false if the line is gone.
   awaitable<bool> send(const protocol::message& m);
   // send(m) from a coroutine of its own. Frames notified one after another are written in that
-  // order (the write mutex is FIFO).
+  // order: co_spawn starts the coroutine at once (Boost >= 1.81 dispatches inline), so it queues
+  // on the FIFO write mutex before the caller goes on. A line with 8 notices unwritten (it does
+  // not read) is closed instead.
   void notify(protocol::message m);
 
   // Called by the hub's deadline timer for the entry this line queued for `at`. Entries other
@@ -151,7 +153,8 @@ class line : public std::enable_shared_from_this<line> {
   // While it runs, only the forwarding thread touches stream_.
   std::shared_ptr<offload> offload_;
   std::uint64_t pong_nonce_ = 0;
-  clock::time_point peers_due_{};  // PEERS? pacing: when the answers given so far are paid for
+  std::uint32_t pending_notices_ = 0;  // notify() frames not yet written (bounded: see notify)
+  clock::time_point peers_due_{};      // PEERS? pacing: when the answers given so far are paid for
   protocol::error_code close_code_ = protocol::error_code::ok;
   protocol::error_code peer_code_ = protocol::error_code::peer_lost;
 };

@@ -154,6 +154,31 @@ TEST(Hostile, LateAcceptWhileTheCallersFailIsStuckEndsTheTargetsCall) {
   });
 }
 
+// A caller that stops reading and keeps calling a target that rejects at once would pile up the
+// FAILs the relay owes it; past a few unwritten notices its line is closed, which frees them.
+TEST(Hostile, ACallerThatDoesNotReadIsClosedBeforeItsNoticesPileUp) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await raw_client::connect(env.endpoint);
+    co_await bob.login("bob", password_of("bob"));
+    auto alice = co_await connect_small_window(env.endpoint);
+    co_await alice.login("alice", password_of("alice"));
+    co_await block_relay_writes(alice);
+    // Eight FAILs wait for alice (her line's writes are stuck); the ninth closes her line.
+    for (std::uint64_t i = 0; i < 9; ++i) {
+      const p::demand d("bob", "nothing");
+      co_await alice.send(d);
+      const auto in = co_await bob.expect<p::incoming>();
+      const p::reject no(in.session, err::unknown_service, "no such service");
+      co_await bob.send(no);
+      co_await bob.expect_alive(100 + i);  // the REJECT has been handled
+    }
+    CO_WAIT_UNTIL(env.hub().lines_of("alice") == 0, 5s);
+    co_await bob.expect_alive(21);
+    co_await expect_relay_serves(env, 22);
+  });
+}
+
 relay::relay_config threaded_config() {
   auto cfg = test_config();
   cfg.forward_threads = 2;
