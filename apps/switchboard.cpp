@@ -1,5 +1,6 @@
 // switchboard: the device agent. Stays logged in to a relay, exposes local services, forwards
 // local ports or stdin/stdout to PEER:SERVICE, lists peers.
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -22,8 +23,14 @@ namespace {
 int run_agent(const agent::agent_config& c) {
   cli::raise_fd_limit();
   asio::io_context io(1);
-  auto a = std::make_shared<agent::agent>(io.get_executor(), c.options);
-  if (!c.services.empty()) a->set_incoming(agent::expose_services(c.services));
+  auto opts = c.options;
+  opts.stop_without_services = c.forwards.empty();  // forwards go on placing calls
+  auto a = std::make_shared<agent::agent>(io.get_executor(), opts);
+  if (!c.services.empty()) {
+    std::vector<std::string> names;
+    for (const auto& [name, where] : c.services) names.push_back(name);
+    a->set_incoming(std::move(names), agent::expose_services(c.services));
+  }
   for (const auto& f : c.forwards) {
     tcp::acceptor acc(io, net::parse_endpoint(f.listen));
     spdlog::info("forwarding {} to {}:{}", net::to_string(acc.local_endpoint()), f.peer, f.service);
@@ -152,7 +159,9 @@ int main(int argc, char** argv) {
     }
     if (*peers_cmd) {
       return run_once(cfg.options, [](std::shared_ptr<agent::agent> a) -> awaitable<int> {
-        for (const auto& p : co_await a->peers()) std::cout << p << '\n';
+        for (const auto& p : co_await a->peers()) {
+          std::cout << p.user << '\t' << fmt::format("{}", fmt::join(p.services, ",")) << '\n';
+        }
         co_return 0;
       });
     }

@@ -44,7 +44,7 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
   asio::thread_pool render_pool(1);
   auto a = std::make_shared<agent::agent>(io.get_executor(), cfg.options);
   auto rx = std::make_shared<fax::receiver>(opts, render_pool);
-  a->set_incoming(rx->handler());
+  a->set_incoming({fax::fax_service}, rx->handler());
   tcp::acceptor raw(io);
   if (!t38_listen.empty()) {
     const auto ep = net::parse_endpoint(t38_listen);

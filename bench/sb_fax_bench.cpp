@@ -137,7 +137,7 @@ bool run_mode(bool tls, const bench_setup& b, const std::string& doc) {
   mopts.ident = "+1 555 0199";
   mopts.ecm = b.ecm;
   auto bob = std::make_shared<agent::agent>(io.get_executor(), options_for("bob"));
-  bob->set_incoming(fax::fax_receiver(mopts, render_pool));
+  bob->set_incoming({fax::fax_service}, fax::fax_receiver(mopts, render_pool));
   auto alice = std::make_shared<agent::agent>(io.get_executor(), options_for("alice"));
   std::vector<run_figures> results;
   std::string failure;

@@ -851,7 +851,7 @@ int run_target(const conn_options& o, std::size_t vacant) {
   }
   asio::io_context io(1);
   auto a = std::make_shared<agent::agent>(io.get_executor(), make_agent_options(o, vacant));
-  a->set_incoming([](agent::incoming_call c) -> awaitable<agent::answer> {
+  a->set_incoming({"echo", "sink"}, [](agent::incoming_call c) -> awaitable<agent::answer> {
     agent::answer ans = agent::answer::reject(protocol::error_code::unknown_service,
                                               "sb-target serves echo and sink");
     if (c.service == "echo" || c.service == "sink") {

@@ -3,6 +3,8 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 
 #include "agent/line.hpp"
@@ -67,8 +69,54 @@ agent::login_credentials agent::credentials() const {
   return {p::auth_method::password, opts_.password};
 }
 
-void agent::logged_in(agent_line&, const p::login_ok& ok, p::auth_method how) {
+void agent::set_incoming(std::vector<std::string> services, incoming_handler h) {
+  std::sort(services.begin(), services.end());
+  services.erase(std::unique(services.begin(), services.end()), services.end());
+  const bool changed = services != services_;
+  services_ = std::move(services);
+  incoming_ = std::move(h);
+  if (changed && running_ && token_) {
+    asio::co_spawn(
+        ex_, [self = shared_from_this()] { return self->announce_services(); }, asio::detached);
+  }
+  pool_changed_.set();
+}
+
+awaitable<void> agent::announce_services() {
+  auto self = shared_from_this();
+  try {
+    auto l = co_await vacant_line();
+    co_await l->send_announce(services_);
+    spdlog::info("announced services: {}", fmt::join(services_, ", "));
+  } catch (const std::exception& e) {
+    spdlog::warn("could not announce services: {}", p::printable(e.what()));
+  }
+}
+
+void agent::lines_needed(std::uint16_t count) {
+  ++stats_.need_lines;
+  requested_ = count;
+  pool_changed_.set();
+}
+
+void agent::service_lost(const std::string& service, const std::string& message) {
+  ++stats_.services_lost;
+  std::erase(services_, service);
+  spdlog::warn("service '{}' is served by another instance of {} now: {}", service, opts_.user,
+               p::printable(message));
+  if (services_.empty() && opts_.stop_without_services && !fatal_) {
+    fatal_ = call_error(error_code::duplicate_login,
+                        "every service of this agent was taken over by a newer instance of " +
+                            opts_.user);
+    spdlog::error("{}", fatal_->what());
+    stop();
+  }
+}
+
+void agent::logged_in(agent_line& l, const p::login_ok& ok, p::auth_method how) {
   token_ = ok.token;
+  max_lines_ = ok.max_lines;
+  if (!l.calls_only() && requested_ > 0) --requested_;
   failures_ = 0;
   if (how == p::auth_method::token) {
     ++stats_.token_logins;
@@ -131,33 +179,55 @@ std::chrono::milliseconds agent::next_backoff() {
       static_cast<long>(static_cast<double>(base.count()) * jitter(rng_)));
 }
 
-std::size_t agent::count_ready_or_coming() const {
-  return static_cast<std::size_t>(std::count_if(lines_.begin(), lines_.end(), [](const auto& l) {
-    return l->state() == line_state::connecting || l->state() == line_state::vacant;
-  }));
+agent::kind_count agent::count(bool calls_only) const {
+  kind_count c;
+  for (const auto& l : lines_) {
+    if (l->calls_only() != calls_only) continue;
+    c.vacant += l->state() == line_state::vacant;
+    c.connecting += l->state() == line_state::connecting;
+  }
+  return c;
 }
 
-// Keeps `vacant_lines` lines vacant or on their way, closes surplus lines idle too long.
+std::size_t agent::ready_target(bool calls_only) const {
+  const bool answering = !services_.empty();
+  if (calls_only) return (answering ? 0 : opts_.vacant_lines) + waiting_callers_;
+  return answering ? opts_.vacant_lines + requested_ : 0;
+}
+
+void agent::open_lines() {
+  auto self = shared_from_this();
+  // Without a line token every line would cost the relay an Argon2id check: one line logs in
+  // with the password first, the others once its LOGIN-OK brought the token.
+  const bool first_login_pending =
+      !token_ && std::any_of(lines_.begin(), lines_.end(),
+                             [](const auto& l) { return l->state() == line_state::connecting; });
+  if (first_login_pending) return;
+  std::size_t connecting = count(true).connecting + count(false).connecting;
+  for (const bool calls_only : {false, true}) {
+    const kind_count c = count(calls_only);
+    std::size_t have = c.vacant + c.connecting;
+    while (running_ && have < ready_target(calls_only) && connecting < opts_.max_connecting &&
+           (max_lines_ == 0 || lines_.size() < max_lines_)) {
+      auto l = std::make_shared<agent_line>(self, calls_only);
+      lines_.push_back(l);
+      ++have;
+      ++connecting;
+      retry_at_once_ = false;  // a new wave: its own failures back off again
+      asio::co_spawn(
+          ex_, [l] { return l->run(); }, asio::detached);
+      if (!token_) return;
+    }
+  }
+}
+
+// Keeps the lines of each kind the pool needs vacant or on their way, closes surplus lines idle
+// too long.
 awaitable<void> agent::maintain() {
   auto self = shared_from_this();
   while (running_) {
     const auto now = clock::now();
-    if (now >= next_attempt_) {
-      // Without a line token every line would cost the relay an Argon2id check: open one line
-      // with the password first, and the others once its LOGIN-OK brought the token.
-      const bool first_login_pending =
-          !token_ && std::any_of(lines_.begin(), lines_.end(), [](const auto& l) {
-            return l->state() == line_state::connecting;
-          });
-      while (running_ && !first_login_pending && count_ready_or_coming() < opts_.vacant_lines) {
-        auto l = std::make_shared<agent_line>(self);
-        lines_.push_back(l);
-        retry_at_once_ = false;  // a new wave: its own failures back off again
-        asio::co_spawn(
-            ex_, [l] { return l->run(); }, asio::detached);
-        if (!token_) break;
-      }
-    }
+    if (now >= next_attempt_) open_lines();
     ++stats_.maintenance_passes;
     const auto retire_next = retire_surplus(now);
     // No polling: every change of a line wakes this loop (line_changed), so it sleeps until the
@@ -171,18 +241,20 @@ awaitable<void> agent::maintain() {
 }
 
 std::optional<clock::time_point> agent::retire_surplus(clock::time_point now) {
-  std::size_t vacant = 0;
-  for (const auto& l : lines_) vacant += l->state() == line_state::vacant;
   std::optional<clock::time_point> next;
-  for (const auto& l : lines_) {
-    if (vacant <= opts_.vacant_lines) break;
-    if (l->state() != line_state::vacant) continue;
-    const auto due = l->vacant_since() + opts_.surplus_idle;
-    if (now > due) {
-      l->retire();
-      --vacant;
-    } else if (!next || due < *next) {
-      next = due;
+  for (const bool calls_only : {false, true}) {
+    std::size_t vacant = count(calls_only).vacant;
+    const std::size_t keep = ready_target(calls_only);
+    for (const auto& l : lines_) {
+      if (vacant <= keep) break;
+      if (l->calls_only() != calls_only || l->state() != line_state::vacant) continue;
+      const auto due = l->vacant_since() + opts_.surplus_idle;
+      if (now > due) {
+        l->retire();
+        --vacant;
+      } else if (!next || due < *next) {
+        next = due;
+      }
     }
   }
   return next;
@@ -206,10 +278,16 @@ awaitable<void> agent::wait_ready() {
 
 awaitable<std::shared_ptr<agent_line>> agent::vacant_line() {
   const auto deadline = clock::now() + opts_.connect_timeout;
+  // Counted while it waits: the pool opens a line for each waiting call, in parallel.
+  struct waiting {
+    std::size_t& n;
+    explicit waiting(std::size_t& c) : n(++c) {}
+    ~waiting() { --n; }
+  } counted(waiting_callers_);
   for (;;) {
     if (fatal_) throw *fatal_;
     for (const auto& l : lines_) {
-      if (l->state() == line_state::vacant) co_return l;
+      if (l->calls_only() && l->state() == line_state::vacant) co_return l;
     }
     if (!running_) throw call_error(error_code::busy, "agent is stopped");
     pool_changed_.set();
@@ -230,7 +308,7 @@ awaitable<session> agent::call(std::string peer, std::string service) {
   co_return co_await l->demand(peer, service);
 }
 
-awaitable<std::vector<std::string>> agent::peers() {
+awaitable<std::vector<p::peer_entry>> agent::peers() {
   auto self = shared_from_this();
   auto l = co_await vacant_line();
   co_return co_await l->query_peers();

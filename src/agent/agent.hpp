@@ -2,10 +2,16 @@
 // and answers calls. Everything runs on one executor; the public methods must be called there.
 //
 //   agent a(io.get_executor(), opts);
-//   a.set_incoming([](incoming_call c) -> awaitable<answer> { ... });
+//   a.set_incoming({"ssh"}, [](incoming_call c) -> awaitable<answer> { ... });
 //   a.start();
 //   co_await a.wait_ready();
 //   session s = co_await a.call("bob", "ssh");
+//
+// Lines come in two kinds (docs/protocol.md §7): lines the relay may ring (kept vacant_lines
+// ready while the agent answers services, and opened in parallel when the relay says demands wait
+// for them, NEED-LINES) and lines the agent places calls on (never rung; vacant_lines kept ready
+// by an agent that only calls, else opened for calls as they come). Surplus vacant lines close
+// after surplus_idle.
 //
 // Liveness: each line pings at the keep-alive interval and is replaced when the relay stops
 // answering (docs/protocol.md §8); lost lines are reopened with exponential back-off and jitter,
@@ -65,6 +71,8 @@ struct agent_stats {
   // Passes of the pool's maintenance loop: one per change of a line, per back-off or surplus
   // deadline, and at most one per second otherwise (an idle agent does not poll).
   std::uint64_t maintenance_passes = 0;
+  std::uint64_t need_lines = 0;     // NEED-LINES frames received
+  std::uint64_t services_lost = 0;  // services taken over by another instance
   std::size_t lines_open = 0;
   std::size_t lines_vacant = 0;
 };
@@ -74,7 +82,11 @@ class agent : public std::enable_shared_from_this<agent> {
   agent(asio::any_io_executor ex, agent_options opts);
   ~agent();
 
-  void set_incoming(incoming_handler h) { incoming_ = std::move(h); }
+  // The services this instance answers and the handler of their calls; none: it only calls.
+  // While running, a changed list is announced to the relay (ANNOUNCE), which routes demands for
+  // these services here from then on.
+  void set_incoming(std::vector<std::string> services, incoming_handler h);
+  const std::vector<std::string>& services() const { return services_; }
   // Opens the pool of lines; they are kept until stop().
   void start();
   // Closes every line (no LOGOUT: the relay sees the lines go). Sessions end with PEER_LOST.
@@ -87,8 +99,8 @@ class agent : public std::enable_shared_from_this<agent> {
   awaitable<void> wait_ready();
   // Calls PEER:SERVICE. Throws call_error with the relay's or the peer's code.
   awaitable<session> call(std::string peer, std::string service);
-  // Logged-in devices this user may call.
-  awaitable<std::vector<std::string>> peers();
+  // Logged-in devices this user may call, each with the services it answers.
+  awaitable<std::vector<protocol::peer_entry>> peers();
 
   agent_stats stats() const;
   const agent_options& options() const { return opts_; }
@@ -104,6 +116,8 @@ class agent : public std::enable_shared_from_this<agent> {
   void login_refused(protocol::error_code code, const std::string& message, bool used_token);
   void line_changed();  // a line's state changed: the pool may need a new line
   void line_ended(agent_line& l);
+  void lines_needed(std::uint16_t count);  // NEED-LINES
+  void service_lost(const std::string& service, const std::string& message);  // SERVICE-LOST
   const protocol::instance_id& instance() const { return instance_; }
   SSL_CTX* tls_context() const { return tls_.get(); }
   const incoming_handler& incoming() const { return incoming_; }
@@ -115,9 +129,19 @@ class agent : public std::enable_shared_from_this<agent> {
   // the next of the others becomes due, if any.
   std::optional<std::chrono::steady_clock::time_point> retire_surplus(
       std::chrono::steady_clock::time_point now);
+  // A vacant line to place a call (or query, or announce) on, opened if need be.
   awaitable<std::shared_ptr<agent_line>> vacant_line();
   std::chrono::milliseconds next_backoff();
-  std::size_t count_ready_or_coming() const;
+  // Opens the lines the pool lacks now; true if it opened any.
+  void open_lines();
+  struct kind_count {
+    std::size_t vacant = 0;
+    std::size_t connecting = 0;
+  };
+  kind_count count(bool calls_only) const;
+  // How many vacant (or connecting) lines of a kind the pool keeps.
+  std::size_t ready_target(bool calls_only) const;
+  awaitable<void> announce_services();
 
   asio::any_io_executor ex_;
   agent_options opts_;
@@ -125,6 +149,10 @@ class agent : public std::enable_shared_from_this<agent> {
   protocol::instance_id instance_{};
   std::optional<protocol::line_token> token_;
   incoming_handler incoming_;
+  std::vector<std::string> services_;  // sorted
+  std::uint16_t max_lines_ = 0;        // from LOGIN-OK; 0 until the first login
+  std::size_t requested_ = 0;          // lines the relay asked for (NEED-LINES) not opened yet
+  std::size_t waiting_callers_ = 0;    // calls waiting in vacant_line()
   std::list<std::shared_ptr<agent_line>> lines_;
   net::event pool_changed_;       // wakes maintain()
   net::broadcast lines_changed_;  // wakes everyone waiting for a usable line

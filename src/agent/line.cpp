@@ -44,12 +44,13 @@ std::size_t session_core::take_inbox(asio::mutable_buffer buf) {
   return n;
 }
 
-agent_line::agent_line(std::shared_ptr<agent> owner)
+agent_line::agent_line(std::shared_ptr<agent> owner, bool calls_only)
     : owner_(std::move(owner)),
       reply_ready_(owner_->executor()),
       data_ready_(owner_->executor()),
       data_consumed_(owner_->executor()),
-      keepalive_timer_(owner_->executor()) {}
+      keepalive_timer_(owner_->executor()),
+      calls_only_(calls_only) {}
 
 agent_line::~agent_line() = default;
 
@@ -147,7 +148,8 @@ awaitable<void> agent_line::connect_and_login() {
   m.secret = creds.secret;
   m.instance = owner_->instance();
   m.keepalive_ms = static_cast<std::uint32_t>(opts.keepalive.count());
-  m.answers = static_cast<bool>(owner_->incoming());
+  m.services = owner_->services();
+  m.calls_only = calls_only_;
   co_await net::write_message(*stream_, m);
 
   const auto h = co_await net::read_header(*stream_);
@@ -255,8 +257,18 @@ awaitable<void> agent_line::read_loop() {
       owner_->login_refused(lo->code, lo->message, false);
       throw call_error(lo->code, "relay logged the line out: " + lo->message);
     }
+    if (const auto* need = std::get_if<p::need_lines>(&m)) {
+      owner_->lines_needed(need->count);  // in any state (docs/protocol.md §5)
+      continue;
+    }
+    if (const auto* lost = std::get_if<p::service_lost>(&m)) {
+      owner_->service_lost(lost->service, lost->message);
+      continue;
+    }
     if (const auto* in = std::get_if<p::incoming>(&m)) {
-      if (state_ != line_state::vacant) throw p::protocol_violation("INCOMING on a busy line");
+      if (state_ != line_state::vacant || calls_only_) {
+        throw p::protocol_violation("INCOMING on a line that is not vacant or places calls");
+      }
       ringing_session_ = in->session;
       set_state(line_state::ringing);
       asio::co_spawn(
@@ -377,7 +389,7 @@ awaitable<session> agent_line::demand(const std::string& peer, const std::string
   co_return session(current_);
 }
 
-awaitable<std::vector<std::string>> agent_line::query_peers() {
+awaitable<std::vector<p::peer_entry>> agent_line::query_peers() {
   auto self = shared_from_this();
   set_state(line_state::querying);
   if (!co_await send(p::peers_request{})) throw call_error(error_code::peer_lost, error_);
@@ -389,6 +401,14 @@ awaitable<std::vector<std::string>> agent_line::query_peers() {
 awaitable<void> agent_line::send_logout() {
   auto self = shared_from_this();
   co_await send(p::logout{});
+}
+
+awaitable<void> agent_line::send_announce(const std::vector<std::string>& services) {
+  auto self = shared_from_this();
+  p::announce m;
+  m.services = services;
+  const p::message msg = std::move(m);
+  if (!co_await send(msg)) throw call_error(error_code::peer_lost, error_);
 }
 
 awaitable<void> agent_line::answer(p::incoming m) {

@@ -48,7 +48,8 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
  public:
   using clock = std::chrono::steady_clock;
 
-  explicit agent_line(std::shared_ptr<agent> owner);
+  // A `calls_only` line places calls and is never rung (LOGIN flag bit 0).
+  agent_line(std::shared_ptr<agent> owner, bool calls_only);
   ~agent_line();
 
   awaitable<void> run();
@@ -59,6 +60,7 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
     close();
   }
   bool retired() const { return retired_; }
+  bool calls_only() const { return calls_only_; }
 
   asio::any_io_executor owner_executor() const { return owner_->executor(); }
   line_state state() const { return state_; }
@@ -66,8 +68,9 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   clock::time_point vacant_since() const { return vacant_since_; }
 
   awaitable<session> demand(const std::string& peer, const std::string& service);
-  awaitable<std::vector<std::string>> query_peers();
+  awaitable<std::vector<protocol::peer_entry>> query_peers();
   awaitable<void> send_logout();
+  awaitable<void> send_announce(const std::vector<std::string>& services);
 
   // Session operations (called through session, checked against the current session).
   awaitable<std::size_t> read_payload(session_core& s, asio::mutable_buffer buf);
@@ -108,6 +111,7 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   line_state state_ = line_state::connecting;
   bool logged_in_ = false;
   bool retired_ = false;
+  bool calls_only_ = false;
   std::chrono::milliseconds keepalive_{1000};
   std::optional<protocol::message> reply_;
   std::shared_ptr<session_core> current_;

@@ -20,7 +20,8 @@ struct agent_options {
   net::client_tls_options tls;  // fingerprint or CA file (TLS only)
 
   milliseconds keepalive{25'000};        // requested; the relay may grant less
-  std::size_t vacant_lines = 2;          // idle lines kept ready to be called and to call
+  std::size_t vacant_lines = 2;          // idle lines kept ready to be called (or to call)
+  std::size_t max_connecting = 64;       // lines logging in at once (a burst opens this many)
   milliseconds surplus_idle{60'000};     // surplus vacant lines idle this long are closed
   milliseconds connect_timeout{10'000};  // TCP + TLS + LOGIN of one line
   milliseconds call_timeout{45'000};     // local guard on top of the relay's demand deadline
@@ -28,6 +29,9 @@ struct agent_options {
   milliseconds backoff_max{30'000};
   // One-shot commands give up on a refused login; the long-running agent keeps trying.
   bool retry_refused_login = true;
+  // An agent whose every service was taken over by another instance of its user (SERVICE-LOST)
+  // stops, unless it has more to do (forwards place calls).
+  bool stop_without_services = true;
 };
 
 }  // namespace switchboard::agent

@@ -17,6 +17,7 @@ bool known(std::uint8_t t) {
     case frame_type::reject:
     case frame_type::logout:
     case frame_type::release:
+    case frame_type::announce:
     case frame_type::data:
     case frame_type::eof:
     case frame_type::terminate:
@@ -28,6 +29,8 @@ bool known(std::uint8_t t) {
     case frame_type::fail:
     case frame_type::logged_out:
     case frame_type::released:
+    case frame_type::need_lines:
+    case frame_type::service_lost:
       return true;
   }
   return false;
@@ -103,6 +106,12 @@ const char* frame_name(frame_type type) {
       return "LOGGED-OUT";
     case frame_type::released:
       return "RELEASED";
+    case frame_type::announce:
+      return "ANNOUNCE";
+    case frame_type::need_lines:
+      return "NEED-LINES";
+    case frame_type::service_lost:
+      return "SERVICE-LOST";
   }
   return "?";
 }

@@ -16,6 +16,7 @@ enum class frame_type : std::uint8_t {
   reject = 0x06,
   logout = 0x07,
   release = 0x08,
+  announce = 0x09,
   data = 0x10,
   eof = 0x11,
   terminate = 0x12,
@@ -27,6 +28,8 @@ enum class frame_type : std::uint8_t {
   fail = 0x86,
   logged_out = 0x87,
   released = 0x88,
+  need_lines = 0x89,
+  service_lost = 0x8a,
 };
 
 constexpr std::size_t header_size = 4;

@@ -74,6 +74,7 @@ class reader {
   }
   std::string str8() { return as_string(take(u8())); }
   std::string str16() { return as_string(take(u16())); }
+  void skip_rest() { in_ = {}; }
   void finish() const {
     if (!in_.empty()) throw protocol_violation(std::to_string(in_.size()) + " trailing bytes");
   }
@@ -103,6 +104,32 @@ std::string checked_text(std::string s) {
   if (s.size() > max_text) throw protocol_violation("text field over 1024 bytes");
   return s;
 }
+// A service list of LOGIN or ANNOUNCE: at most max_services valid names, each named once.
+// PEERS lists a user's services over all its instances: up to 255.
+void check_services(const std::vector<std::string>& services, std::size_t most = max_services) {
+  if (services.size() > most) throw protocol_violation("too many services in one list");
+  for (std::size_t i = 0; i < services.size(); ++i) {
+    checked_service(services[i]);
+    for (std::size_t j = 0; j < i; ++j) {
+      if (services[j] == services[i]) throw protocol_violation("service named twice");
+    }
+  }
+}
+void write_services(writer& w, const std::vector<std::string>& services,
+                    std::size_t most = max_services) {
+  check_services(services, most);
+  w.u8(static_cast<std::uint8_t>(services.size()));
+  for (const auto& s : services) w.str8(s);
+}
+std::vector<std::string> read_services(reader& r, std::size_t most = max_services) {
+  const std::uint8_t count = r.u8();
+  std::vector<std::string> out;
+  out.reserve(count);
+  for (std::uint8_t i = 0; i < count; ++i) out.push_back(r.str8());
+  check_services(out, most);
+  return out;
+}
+
 void check_secret(auth_method auth, const std::string& secret) {
   if (auth != auth_method::token && auth != auth_method::password) {
     throw protocol_violation("unknown auth method");
@@ -127,7 +154,14 @@ struct encoder {
     w.str16(m.secret);
     w.raw(m.instance);
     w.u32(m.keepalive_ms);
-    w.u8(m.answers ? 1 : 0);
+    w.u8(m.calls_only ? 1 : 0);  // flags
+    write_services(w, m.services);
+  }
+  void operator()(const announce& m) { write_services(w, m.services); }
+  void operator()(const need_lines& m) { w.u16(m.count); }
+  void operator()(const service_lost& m) {
+    w.str8(checked_service(m.service));
+    w.str16(checked_text(m.message));
   }
   void operator()(const ping& m) { w.u64(m.nonce); }
   void operator()(const pong& m) { w.u64(m.nonce); }
@@ -154,7 +188,10 @@ struct encoder {
     if (m.users.size() > max_peers_listed) throw protocol_violation("PEERS lists over 512 users");
     w.u8(m.truncated ? 1 : 0);
     w.u16(static_cast<std::uint16_t>(m.users.size()));
-    for (const auto& u : m.users) w.str8(checked_user(u, "PEERS"));
+    for (const auto& u : m.users) {
+      w.str8(checked_user(u.user, "PEERS"));
+      write_services(w, u.services, 0xff);
+    }
   }
   void operator()(const incoming& m) {
     w.u32(m.session);
@@ -191,6 +228,11 @@ message decode_fields(frame_type type, reader& r) {
     case frame_type::login: {
       login m;
       m.version = r.u8();
+      if (m.version != protocol_version) {
+        // Another version's layout: the relay answers UNSUPPORTED_VERSION, naming its own.
+        r.skip_rest();
+        return m;
+      }
       const std::uint8_t auth = r.u8();
       if (auth > 1) throw protocol_violation("unknown auth method");
       m.auth = static_cast<auth_method>(auth);
@@ -201,7 +243,8 @@ message decode_fields(frame_type type, reader& r) {
       m.keepalive_ms = r.u32();
       const std::uint8_t flags = r.u8();
       if (flags > 1) throw protocol_violation("unknown LOGIN flags");
-      m.answers = flags & 1;
+      m.calls_only = flags & 1;
+      m.services = read_services(r);
       return m;
     }
     case frame_type::ping:
@@ -253,7 +296,12 @@ message decode_fields(frame_type type, reader& r) {
       const std::uint16_t count = r.u16();
       if (count > max_peers_listed) throw protocol_violation("PEERS lists over 512 users");
       m.users.reserve(count);
-      for (std::uint16_t i = 0; i < count; ++i) m.users.push_back(checked_user(r.str8(), "PEERS"));
+      for (std::uint16_t i = 0; i < count; ++i) {
+        peer_entry e;
+        e.user = checked_user(r.str8(), "PEERS");
+        e.services = read_services(r, 0xff);
+        m.users.push_back(std::move(e));
+      }
       return m;
     }
     case frame_type::incoming: {
@@ -271,6 +319,19 @@ message decode_fields(frame_type type, reader& r) {
     }
     case frame_type::released:
       return released{};
+    case frame_type::announce: {
+      announce m;
+      m.services = read_services(r);
+      return m;
+    }
+    case frame_type::need_lines:
+      return need_lines{r.u16()};
+    case frame_type::service_lost: {
+      service_lost m;
+      m.service = checked_service(r.str8());
+      m.message = checked_text(r.str16());
+      return m;
+    }
     case frame_type::data:
       break;
   }
@@ -285,9 +346,16 @@ frame_type type_of(const message& m) {
       frame_type::accept,     frame_type::reject,    frame_type::logout,        frame_type::release,
       frame_type::eof,        frame_type::terminate, frame_type::login_ok,      frame_type::pong,
       frame_type::peers,      frame_type::incoming,  frame_type::connected,     frame_type::fail,
-      frame_type::logged_out, frame_type::released};
+      frame_type::logged_out, frame_type::released, frame_type::announce,
+      frame_type::need_lines, frame_type::service_lost};
   static_assert(std::size(types) == std::variant_size_v<message>);
   return types[m.index()];
+}
+
+std::size_t encoded_size(const peer_entry& e) {
+  std::size_t n = 1 + e.user.size() + 1;
+  for (const auto& s : e.services) n += 1 + s.size();
+  return n;
 }
 
 std::vector<std::uint8_t> encode(const message& m) {

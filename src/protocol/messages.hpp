@@ -18,10 +18,11 @@
 
 namespace switchboard::protocol {
 
-constexpr std::uint8_t protocol_version = 1;
+constexpr std::uint8_t protocol_version = 2;
 constexpr std::size_t token_size = 32;
 constexpr std::size_t instance_size = 16;
 constexpr std::size_t max_peers_listed = 512;
+constexpr std::size_t max_services = 32;  // per instance: LOGIN and ANNOUNCE (docs/protocol.md §3)
 // PEERS must also fit a control frame: flags + count + the str8 entries <= max_control_payload.
 constexpr std::size_t peers_fixed_bytes = 3;
 
@@ -39,7 +40,11 @@ struct login {
   std::string secret;  // password, or the 32 raw token bytes
   instance_id instance{};
   std::uint32_t keepalive_ms = 25000;
-  bool answers = true;  // LOGIN flags bit 0: this instance answers calls (docs/protocol.md §7)
+  // The services this instance answers (docs/protocol.md §7); none: it only places calls. A LOGIN
+  // whose version is not protocol_version decodes with only `version` set.
+  std::vector<std::string> services;
+  bool calls_only = false;  // flags bit 0: this line places calls and is never rung
+  bool answers() const { return !services.empty(); }
 };
 struct ping {
   std::uint64_t nonce = 0;
@@ -63,6 +68,10 @@ struct reject {
   std::string reason;
 };
 struct logout {};
+// Aggregate: never brace-initialised inside co_await.
+struct announce {
+  std::vector<std::string> services;
+};
 struct release {};
 struct eof {};
 struct terminate {
@@ -80,10 +89,15 @@ struct login_ok {
 struct pong {
   std::uint64_t nonce = 0;
 };
+struct peer_entry {
+  std::string user;
+  std::vector<std::string> services;  // sorted
+  bool operator==(const peer_entry&) const = default;
+};
 // Aggregate: only ever returned from functions, never brace-initialised inside co_await.
 struct peers {
   bool truncated = false;
-  std::vector<std::string> users;
+  std::vector<peer_entry> users;
 };
 struct incoming {
   incoming() = default;
@@ -112,10 +126,23 @@ struct logged_out {
   std::string message;
 };
 struct released {};
+struct need_lines {
+  std::uint16_t count = 0;
+};
+struct service_lost {
+  service_lost() = default;
+  service_lost(std::string s, std::string m) : service(std::move(s)), message(std::move(m)) {}
+  std::string service;
+  std::string message;
+};
 
 using message =
     std::variant<login, ping, peers_request, demand, accept, reject, logout, release, eof,
-                 terminate, login_ok, pong, peers, incoming, connected, fail, logged_out, released>;
+                 terminate, login_ok, pong, peers, incoming, connected, fail, logged_out, released,
+                 announce, need_lines, service_lost>;
+
+// Bytes a PEERS entry takes in the payload.
+std::size_t encoded_size(const peer_entry& e);
 
 frame_type type_of(const message& m);
 

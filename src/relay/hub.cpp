@@ -117,34 +117,26 @@ device* hub::find_device(const std::string& user, const p::instance_id& instance
   return nullptr;
 }
 
-const device* hub::answering(const std::string& user) const {
+device* hub::holder(const std::string& user, std::string_view service) const {
   auto it = devices_.find(user);
   if (it == devices_.end()) return nullptr;
   for (const auto& d : it->second) {
-    if (d->answers) return d.get();
+    if (service.empty() ? d->answers() : d->holds(service)) return d.get();
   }
   return nullptr;
 }
 
 device& hub::claim_device(const std::string& user, const p::instance_id& instance,
                           const store::user_settings& settings, std::uint64_t credential,
-                          bool answers) {
+                          const std::vector<std::string>& services) {
   if (device* d = find_device(user, instance)) {
     d->settings = settings;  // a password login brings the store's current settings
     d->credential = credential;
     return *d;
   }
-  if (answers) {
-    if (const device* old = answering(user)) {
-      spdlog::info("{}: a new answering agent instance replaces the old one", user);
-      evict_device(const_cast<device*>(old), p::error_code::duplicate_login,
-                   "the same user ID logged in from another agent instance that answers calls");
-    }
-  }
   auto d = std::make_unique<device>();
   d->user = user;
   d->instance = instance;
-  d->answers = answers;
   d->settings = settings;
   d->credential = credential;
   if (RAND_bytes(d->token.data(), static_cast<int>(d->token.size())) != 1) {
@@ -152,17 +144,58 @@ device& hub::claim_device(const std::string& user, const p::instance_id& instanc
   }
   auto& list = devices_[user];
   list.push_back(std::move(d));
-  return *list.back();
+  device& made = *list.back();
+  announce(made, services);
+  return made;
+}
+
+void hub::announce(device& d, std::vector<std::string> services) {
+  std::sort(services.begin(), services.end());
+  take_over(d, services);
+  d.services = std::move(services);
+}
+
+void hub::take_over(device& d, const std::vector<std::string>& services) {
+  auto it = devices_.find(d.user);
+  if (it == devices_.end()) return;
+  for (const auto& other : it->second) {
+    if (other.get() == &d) continue;
+    for (const auto& service : services) {
+      auto pos = std::find(other->services.begin(), other->services.end(), service);
+      if (pos == other->services.end()) continue;
+      other->services.erase(pos);
+      ++counters_.services_taken_over;
+      spdlog::info("{}: service '{}' taken over by a newer instance", d.user, service);
+      // Demands waiting for the old holder's lines for this service wait for the new one's.
+      std::erase_if(other->waiting, [&](const waiting_demand& w) {
+        auto caller = w.caller.lock();
+        if (!caller || caller->waiting_for() != w.session) return true;
+        if (caller->demanded_service() != service) return false;
+        d.waiting.push_back(w);
+        return true;
+      });
+      // Told on the line that heard from its agent last (any state: docs/protocol.md §5).
+      line* best = nullptr;
+      for (line* l : other->lines) {
+        if (!l->closing() && (!best || l->last_rx() > best->last_rx())) best = l;
+      }
+      if (best) {
+        best->notify(p::service_lost{
+            service, "another instance of " + d.user + " announced '" + service + "'"});
+      }
+    }
+  }
+  if (!d.waiting.empty()) send_need_lines(d.user, d.instance);
 }
 
 admit_result hub::admit(line& l, const p::login& m, const login_verdict& v) {
   const std::uint16_t max_lines = v.settings.max_lines;
-  if (lines_after_login(m.user, m.instance, m.answers) >= max_lines) {
+  if (lines_of(m.user) >= max_lines) {
     return {p::error_code::too_many_lines, fmt::format("at most {} lines per user", max_lines)};
   }
   // No suspension since admission's check: what the hub applied from the store so far is known.
   if (v.generation) note_settings_read(*v.generation);
-  device& d = claim_device(m.user, m.instance, v.settings, v.credential, m.answers);
+  device& d = claim_device(m.user, m.instance, v.settings, v.credential, m.services);
   d.lines.push_back(&l);
   admission_.leave(l);
   note_login();
@@ -178,21 +211,13 @@ std::size_t hub::lines_of(const std::string& user) const {
   return n;
 }
 
-std::size_t hub::lines_after_login(const std::string& user, const p::instance_id& instance,
-                                   bool answers) const {
-  std::size_t n = lines_of(user);
-  if (const device* old = answering(user); answers && old && old->instance != instance) {
-    n -= old->lines.size();
-  }
-  return n;
-}
-
 void hub::detach_from_device(line* l) {
   device* d = l->owner();
   if (!d) return;
   std::erase(d->lines, l);
   if (!d->lines.empty()) return;
-  // The line token dies with the instance's last line.
+  // The line token dies with the instance's last line, and so do the demands waiting for it.
+  fail_waiting(*d, p::error_code::target_offline, "the target's last line closed");
   auto it = devices_.find(d->user);
   std::erase_if(it->second, [d](const auto& p) { return p.get() == d; });
   if (it->second.empty()) devices_.erase(it);
@@ -208,7 +233,22 @@ void hub::evict_device(device* d, p::error_code code, const std::string& text) {
   const std::unique_ptr<device> gone = std::move(*pos);
   list.erase(pos);
   if (list.empty()) devices_.erase(it);
+  fail_waiting(*gone, p::error_code::target_offline, "the target logged out");
   for (line* l : gone->lines) l->evicted(code, text);
+}
+
+void hub::fail_waiting(device& d, p::error_code code, const std::string& text) {
+  auto waiting = std::move(d.waiting);
+  d.waiting.clear();
+  for (const auto& w : waiting) {
+    if (auto caller = w.caller.lock(); caller && caller->waiting_for() == w.session) {
+      caller->demand_failed(code, text);
+    }
+  }
+}
+
+bool device::holds(std::string_view service) const {
+  return std::binary_search(services.begin(), services.end(), service);
 }
 
 bool device::allows(const std::string& caller) const {
@@ -216,48 +256,113 @@ bool device::allows(const std::string& caller) const {
          std::find(settings.allow.begin(), settings.allow.end(), caller) != settings.allow.end();
 }
 
-route_result hub::route(const device& caller, const std::string& target_user) {
-  if (target_user == caller.user) return {p::error_code::self_call, nullptr, {}};
-  const device* d = answering(target_user);
-  if (!d) return {p::error_code::target_offline, nullptr, {}};
-  if (!d->allows(caller.user)) return {p::error_code::not_allowed, nullptr, {}};
+std::size_t hub::live_waiting(device& d) {
+  std::erase_if(d.waiting, [](const waiting_demand& w) {
+    auto caller = w.caller.lock();
+    return !caller || caller->waiting_for() != w.session;
+  });
+  return d.waiting.size();
+}
+
+route_result hub::route(const device& caller, const std::string& target_user,
+                        const std::string& service) {
+  if (target_user == caller.user) return {p::error_code::self_call, nullptr, nullptr, {}};
+  const device* any = holder(target_user, {});
+  if (!any) return {p::error_code::target_offline, nullptr, nullptr, {}};
+  if (!any->allows(caller.user)) return {p::error_code::not_allowed, nullptr, nullptr, {}};
+  device* d = holder(target_user, service);
+  if (!d) {
+    return {p::error_code::unknown_service, nullptr, nullptr,
+            fmt::format("{} announces no service '{}'", target_user, service)};
+  }
+  const std::size_t waiting = live_waiting(*d);
   // The vacant line that heard from its agent most recently is the least likely to be dead.
   line* best = nullptr;
-  std::size_t held = 0;  // the target's lines this caller holds ringing or paired
+  std::size_t held = 0;  // the target's lines this caller holds ringing or paired, or waits for
   for (line* l : d->lines) {
     if (l->closing()) continue;
-    if (l->state() == line_state::vacant) {
+    if (l->state() == line_state::vacant && !l->calls_only()) {
       if (!best || l->last_rx() > best->last_rx()) best = l;
     } else if ((l->state() == line_state::ringing || l->state() == line_state::paired) &&
                l->called_by() == caller.user) {
       ++held;
     }
   }
-  const auto share = std::max<std::size_t>(
-      1, static_cast<std::size_t>(cfg_.caller_line_share * d->settings.max_lines));
+  for (const auto& w : d->waiting) held += w.caller_user == caller.user;
+  const std::size_t max_lines = d->settings.max_lines;
+  const auto share =
+      std::max<std::size_t>(1, static_cast<std::size_t>(cfg_.caller_line_share * max_lines));
   if (held >= share) {
     ++counters_.caller_share_refusals;
-    return {p::error_code::target_busy, nullptr,
+    return {p::error_code::target_busy, nullptr, nullptr,
             fmt::format("you already hold {} of {}'s lines, the most one caller may", held,
                         target_user)};
   }
-  if (!best) return {p::error_code::target_busy, nullptr, {}};
-  return {p::error_code::ok, best, {}};
+  if (best && waiting == 0) return {p::error_code::ok, best, nullptr, {}};
+  const std::size_t lines = lines_of(target_user);
+  if (lines + waiting < max_lines) return {p::error_code::ok, nullptr, d, {}};
+  return {p::error_code::target_busy, nullptr, nullptr,
+          fmt::format("{} holds {} lines, its max_lines, and none is vacant", target_user,
+                      lines)};
+}
+
+void hub::wait_for_line(device& d, line& caller) {
+  ++counters_.demands_waited;
+  d.waiting.push_back({caller.weak_from_this(), caller.waiting_for(), caller.user()});
+  if (d.need_notice_queued) return;
+  d.need_notice_queued = true;
+  // One NEED-LINES for all the demands that arrive in this turn of the control thread.
+  asio::post(ex_, [this, alive = std::weak_ptr<int>(alive_), user = d.user,
+                   instance = d.instance] {
+    if (!alive.expired()) send_need_lines(user, instance);
+  });
+}
+
+void hub::send_need_lines(const std::string& user, const p::instance_id& instance) {
+  device* d = find_device(user, instance);
+  if (!d) return;
+  d->need_notice_queued = false;
+  const std::size_t n = live_waiting(*d);
+  if (n == 0) return;
+  line* best = nullptr;
+  for (line* l : d->lines) {
+    if (!l->closing() && (!best || l->last_rx() > best->last_rx())) best = l;
+  }
+  if (!best) return;
+  ++counters_.need_lines_sent;
+  best->notify(p::need_lines{static_cast<std::uint16_t>(std::min<std::size_t>(n, 0xffff))});
+}
+
+void hub::line_vacant(line& l) {
+  device* d = l.owner();
+  if (!d || l.calls_only() || l.closing() || l.state() != line_state::vacant || draining_) return;
+  while (!d->waiting.empty()) {
+    const waiting_demand w = std::move(d->waiting.front());
+    d->waiting.pop_front();
+    auto caller = w.caller.lock();
+    if (!caller || caller->waiting_for() != w.session) continue;  // stale
+    caller->line_found(l);
+    return;
+  }
 }
 
 p::peers hub::peers_for(const device& caller) const {
   p::peers out;
   std::size_t bytes = p::peers_fixed_bytes;
   for (const auto& [user, list] : devices_) {  // std::map: already sorted by user ID
-    const device* d = answering(user);
-    if (user == caller.user || !d || !d->allows(caller.user)) continue;
-    if (out.users.size() == p::max_peers_listed ||
-        bytes + 1 + user.size() > p::max_control_payload) {
+    if (user == caller.user) continue;
+    p::peer_entry e{user, {}};
+    for (const auto& d : list) e.services.insert(e.services.end(), d->services.begin(), d->services.end());
+    if (e.services.empty() || !list.front()->allows(caller.user)) continue;
+    std::sort(e.services.begin(), e.services.end());
+    if (e.services.size() > 0xff) e.services.resize(0xff);
+    const std::size_t size = p::encoded_size(e);
+    if (out.users.size() == p::max_peers_listed || bytes + size > p::max_control_payload) {
       out.truncated = true;
       break;
     }
-    bytes += 1 + user.size();
-    out.users.push_back(user);
+    bytes += size;
+    out.users.push_back(std::move(e));
   }
   return out;
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,17 +32,31 @@ namespace switchboard::relay {
 
 class line;
 
-// One agent instance logged in as a user (docs/protocol.md §7). A user has at most one instance
-// that answers calls and any number that only call.
+// A demand waiting for a line of its target instance to become vacant (docs/protocol.md §5 step 1).
+struct waiting_demand {
+  std::weak_ptr<line> caller;
+  std::uint32_t session = 0;  // the caller's session it waits for; stale once that ended
+  std::string caller_user;
+};
+
+// One agent instance logged in as a user (docs/protocol.md §7). Demands are routed by (user,
+// service): each service of a user is held by at most one of its instances (the newest
+// announcement wins).
 struct device {
   std::string user;
   protocol::instance_id instance{};
   protocol::line_token token{};
-  bool answers = false;
+  std::vector<std::string> services;  // sorted; empty: the instance only places calls
   store::user_settings settings;
   std::uint64_t credential = 0;  // user_record::credential of its last password login
   std::vector<line*> lines;      // every logged-in line of this device, oldest first
+  // Demands waiting for one of its lines, in arrival order. Entries whose caller left or whose
+  // session ended are stale and dropped when met.
+  std::deque<waiting_demand> waiting;
+  bool need_notice_queued = false;  // a NEED-LINES is due at the control thread's next turn
 
+  bool answers() const { return !services.empty(); }
+  bool holds(std::string_view service) const;
   // The allow-list admits `caller` (an empty list admits everyone).
   bool allows(const std::string& caller) const;
 };
@@ -80,11 +95,17 @@ struct hub_counters {
   std::uint64_t demands = 0;
   std::uint64_t offloads = 0;        // stints of paired sessions on forwarding threads
   std::uint64_t offload_frames = 0;  // control frames handled while their line was in a stint
+  std::uint64_t demands_waited = 0;  // demands that waited for a line of their target
+  std::uint64_t need_lines_sent = 0;
+  std::uint64_t services_taken_over = 0;
 };
 
+// Where a demand goes: ok with `target` (ring that line now) or with `wait_on` (queue for a line
+// of that instance); any other code refuses it.
 struct route_result {
   protocol::error_code code = protocol::error_code::ok;
   line* target = nullptr;
+  device* wait_on = nullptr;
   std::string text;  // why, when code is not ok
 };
 
@@ -122,25 +143,33 @@ class hub {
   // if the user would hold more than max_lines; else the instance's device (made on its first
   // line; an answering instance evicts the user's previous one) holds the line.
   admit_result admit(line& l, const protocol::login& m, const login_verdict& v);
-  // The instance's device, made on its first line. An answering instance evicts the user's
-  // previous answering instance first (LOGGED-OUT DUPLICATE_LOGIN: newest login wins).
+  // The instance's device, made on its first line with the services of that LOGIN, which it
+  // takes over from the user's other instances (SERVICE-LOST to them). Later logins of the
+  // instance leave its services as they are.
   device& claim_device(const std::string& user, const protocol::instance_id& instance,
                        const store::user_settings& settings, std::uint64_t credential,
-                       bool answers);
+                       const std::vector<std::string>& services);
+  // ANNOUNCE: `d`'s services from now on; those another instance held are taken over.
+  void announce(device& d, std::vector<std::string> services);
   // Lines the user holds over all its instances (max_lines applies to the sum).
   std::size_t lines_of(const std::string& user) const;
-  // lines_of(user) as it will be once this login is admitted (an older answering instance that
-  // the login replaces no longer counts).
-  std::size_t lines_after_login(const std::string& user, const protocol::instance_id& instance,
-                                bool answers) const;
+  // Removes `l` from its device; the device goes with its last line, and the demands waiting for
+  // it fail (TARGET_OFFLINE).
   void detach_from_device(line* l);
   // Removes the device at once (no demand can reach it any more) and closes its lines with
   // LOGGED-OUT(code); their sessions' peers get TERMINATE(PEER_LOGGED_OUT).
   void evict_device(device* d, protocol::error_code code, const std::string& text);
 
-  // Checks a demand in the order of docs/protocol.md §5 (the caller's share of the target's lines
-  // before TARGET_BUSY) and picks the target's freshest vacant line.
-  route_result route(const device& caller, const std::string& target_user);
+  // Checks a demand in the order of docs/protocol.md §5 step 1 and picks the freshest vacant line
+  // that may be rung of the instance holding the service, or that instance to wait for.
+  route_result route(const device& caller, const std::string& target_user,
+                     const std::string& service);
+  // Queues the demand of `caller` (calling, its session made) for a line of `d`, and has
+  // NEED-LINES sent to `d` at the control thread's next turn.
+  void wait_for_line(device& d, line& caller);
+  // `l` is vacant and its VACANT-making frame (LOGIN-OK, RELEASED) is queued: the first live
+  // demand waiting for its device, if any, rings it.
+  void line_vacant(line& l);
   // Logged-in users `caller` may call, sorted; at most max_peers_listed (truncated flag set).
   protocol::peers peers_for(const device& caller) const;
 
@@ -189,7 +218,15 @@ class hub {
   relay::admission admission_{*this};
   // User ID -> its logged-in instances. A user with no instance has no entry.
   std::map<std::string, std::vector<std::unique_ptr<device>>> devices_;
-  const device* answering(const std::string& user) const;
+  // The instance of `user` that holds `service`; any instance that answers if service is empty.
+  device* holder(const std::string& user, std::string_view service) const;
+  // Takes `services` from the user's instances other than `d` (SERVICE-LOST to each), moving
+  // their waiting demands for those services to `d`.
+  void take_over(device& d, const std::vector<std::string>& services);
+  // Drops stale entries from the front and counts the live ones.
+  static std::size_t live_waiting(device& d);
+  void send_need_lines(const std::string& user, const protocol::instance_id& instance);
+  void fail_waiting(device& d, protocol::error_code code, const std::string& text);
   std::unordered_set<line*> all_lines_;
 
   using time_point = std::chrono::steady_clock::time_point;

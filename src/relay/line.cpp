@@ -193,8 +193,12 @@ awaitable<void> line::on_deadline() {
     const auto target = session_->target;
     // Both lines change state before either is written to: a late ACCEPT finds the target
     // releasing while the FAIL waits for the caller's flow control.
-    if (target) target->notify_terminated(error_code::no_answer, "the caller gave up");
-    demand_failed(error_code::no_answer, "the target did not answer in time");
+    if (target) {
+      target->notify_terminated(error_code::no_answer, "the caller gave up");
+      demand_failed(error_code::no_answer, "the target did not answer in time");
+    } else {
+      demand_failed(error_code::no_answer, "no line of the target became free in time");
+    }
   } else if (state_ == line_state::releasing && now >= state_deadline_) {
     close(error_code::protocol_error, "did not RELEASE within the release deadline");
   }
@@ -225,6 +229,7 @@ awaitable<void> line::authenticate() {
   const admit_result placed = hub_.admit(*this, m, v);
   if (placed.code != error_code::ok) co_return co_await refuse_login(m, placed.code, placed.text);
   device_ = placed.dev;
+  calls_only_ = m.calls_only;
   const auto& cfg = hub_.config();
   keepalive_ =
       std::clamp(std::chrono::milliseconds(m.keepalive_ms), cfg.min_keepalive, cfg.max_keepalive);
@@ -233,6 +238,7 @@ awaitable<void> line::authenticate() {
                m.auth == p::auth_method::token ? "token" : "password", keepalive_.count());
   co_await send(p::login_ok{id_, static_cast<std::uint32_t>(keepalive_.count()),
                             device_->settings.max_lines, device_->token});
+  hub_.line_vacant(*this);
 }
 
 awaitable<void> line::refuse_login(const p::login& m, error_code code, std::string text) {
@@ -449,9 +455,14 @@ awaitable<void> line::on(const p::logout&) {
   co_return;
 }
 
+awaitable<void> line::on(const p::announce& m) {
+  hub_.announce(*device_, m.services);
+  co_return;
+}
+
 awaitable<void> line::on(const p::demand& m) {
   ++hub_.counters().demands;
-  route_result r = hub_.route(*device_, m.target);
+  route_result r = hub_.route(*device_, m.target, m.service);
   if (r.code != error_code::ok) {
     spdlog::info("{}: demand {}:{} failed: {}", tag(), m.target, m.service, p::error_name(r.code));
     if (r.text.empty()) r.text = p::error_text(r.code);
@@ -463,14 +474,41 @@ awaitable<void> line::on(const p::demand& m) {
   s->service = m.service;
   s->caller_user = user_;
   s->caller = shared_from_this();
-  s->target = r.target->shared_from_this();
   session_ = s;
-  // The target's line rings for at most ring_timeout, whatever the demand deadline.
   const auto& cfg = hub_.config();
+  if (r.wait_on) {
+    // No vacant line of the target yet: the demand waits, at most the demand deadline.
+    set_state(line_state::calling, clock::now() + cfg.demand_timeout);
+    spdlog::debug("{}: session {}: demand {}:{} waits for a line", tag(), s->id, m.target,
+                  m.service);
+    hub_.wait_for_line(*r.wait_on, *this);
+    co_return;
+  }
+  s->target = r.target->shared_from_this();
+  // The target's line rings for at most ring_timeout, whatever the demand deadline.
   set_state(line_state::calling, clock::now() + std::min(cfg.demand_timeout, cfg.ring_timeout));
-  spdlog::info("{}: session {}: demand {}:{} on {}", tag(), s->id, m.target, m.service,
-               r.target->tag());
+  spdlog::debug("{}: session {}: demand {}:{} on {}", tag(), s->id, m.target, m.service,
+                r.target->tag());
   r.target->ring(s, user_);
+}
+
+std::uint32_t line::waiting_for() const {
+  if (state_ != line_state::calling || closing_ || !session_ || session_->target) return 0;
+  return session_->id;
+}
+
+std::string_view line::demanded_service() const {
+  return session_ ? std::string_view(session_->service) : std::string_view();
+}
+
+void line::line_found(line& target) {
+  auto s = session_;
+  s->target = target.shared_from_this();
+  set_state(line_state::calling,
+            std::min(state_deadline_, clock::now() + hub_.config().ring_timeout));
+  spdlog::debug("{}: session {}: demand {}:{} on {}", tag(), s->id, target.user(), s->service,
+                target.tag());
+  target.ring(s, user_);
 }
 
 void line::ring(std::shared_ptr<session> s, const std::string& caller) {
@@ -545,6 +583,7 @@ awaitable<void> line::on(const p::reject& m) {
   auto caller = session_->caller;
   detach_session();
   set_state(line_state::vacant);
+  hub_.line_vacant(*this);
   // Codes an agent may choose and the caller sees as they are; any other code becomes REJECTED.
   const bool passed = m.code == error_code::unknown_service ||
                       m.code == error_code::service_unavailable ||
@@ -572,7 +611,9 @@ bool line::start_releasing() {
 }
 
 void line::demand_failed(error_code code, std::string text) {
-  if (leave_calling()) notify(p::fail{code, std::move(text)});
+  if (!leave_calling()) return;
+  notify(p::fail{code, std::move(text)});
+  hub_.line_vacant(*this);  // after the FAIL: notices are written in order
 }
 
 void line::notify_terminated(error_code code, std::string text) {
@@ -607,7 +648,11 @@ awaitable<void> line::on(const p::release&) {
   detach_session();
   set_state(line_state::vacant);
   co_await send(p::released{});
-  if (hub_.draining()) close(error_code::relay_shutdown, "relay is stopping");
+  if (hub_.draining()) {
+    close(error_code::relay_shutdown, "relay is stopping");
+  } else {
+    hub_.line_vacant(*this);
+  }
 }
 
 awaitable<void> line::on(const p::eof&) {

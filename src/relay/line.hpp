@@ -51,6 +51,14 @@ class line : public std::enable_shared_from_this<line> {
   device* owner() const { return device_; }
   // The caller's user ID if this line is the target of a session (ringing or paired), else empty.
   std::string_view called_by() const;
+  // This line logged in with LOGIN flag bit 0: it places calls and is never rung.
+  bool calls_only() const { return calls_only_; }
+  // The session id of this line's demand while it waits for a line of its target, else 0.
+  std::uint32_t waiting_for() const;
+  std::string_view demanded_service() const;
+  // The demand this (calling) line waits with got `target`, now vacant: it rings (INCOMING), and
+  // the ring limit starts.
+  void line_found(line& target);
 
   // What another line (or the deadline queue, or the server) tells this one. Each changes this
   // line's state at once and writes its frame from a coroutine of its own (notify()), so the
@@ -105,6 +113,7 @@ class line : public std::enable_shared_from_this<line> {
   awaitable<void> on(const protocol::ping& m);
   awaitable<void> on(const protocol::peers_request& m);
   awaitable<void> on(const protocol::demand& m);
+  awaitable<void> on(const protocol::announce& m);
   awaitable<void> on(const protocol::accept& m);
   awaitable<void> on(const protocol::reject& m);
   awaitable<void> on(const protocol::logout& m);
@@ -147,6 +156,7 @@ class line : public std::enable_shared_from_this<line> {
   clock::time_point armed_at_ = clock::time_point::max();
   std::shared_ptr<session> session_;
   bool closing_ = false;
+  bool calls_only_ = false;
   bool pong_queued_ = false;
   bool parked_ = false;  // the reader is parked at a frame boundary in offload_or_wait()
   // The stint this line is part of, from its start until this line's reader took its outcome.

@@ -32,6 +32,7 @@ constexpr frame_rule rule_for(line_state s, protocol::frame_type t) {
       return handle;  // in every logged-in state
     case f::peers_request:
     case f::demand:
+    case f::announce:
       return s == line_state::vacant ? handle : violation;
     case f::accept:
     case f::reject:

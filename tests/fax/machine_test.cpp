@@ -38,7 +38,7 @@ struct machine {
     opts.ecm = ecm;
     a = env.make_agent(user);
     rx = std::make_shared<receiver>(opts, pool);
-    a->set_incoming(rx->handler());
+    a->set_incoming(rt::test_services(), rx->handler());
     queue = std::make_shared<job_queue>(opts.spool / "queue.db");
   }
   void start_worker(relay_env& env) {
@@ -288,7 +288,7 @@ TEST_F(Machine, GarbageInsteadOfT38EndsTheTryWithAnError) {
   const std::string doc = make_document(1);
   auto& alice = make_machine("alice", 20s);
   auto carol = env_.make_agent("carol");
-  carol->set_incoming([](agent::incoming_call c) -> awaitable<agent::answer> {
+  carol->set_incoming(rt::test_services(), [](agent::incoming_call c) -> awaitable<agent::answer> {
     if (c.service != fax_service)
       co_return agent::answer::reject(protocol::error_code::unknown_service, "no");
     agent::answer a;
@@ -352,7 +352,7 @@ TEST_F(Machine, FailureMidDocumentRetriesFromTheFirstUnconfirmedPage) {
   auto st = std::make_shared<jamming_receiver>();
   st->dir = rx_dir.path();
   auto carol = env_.make_agent("carol");
-  carol->set_incoming([st](agent::incoming_call) -> awaitable<agent::answer> {
+  carol->set_incoming(rt::test_services(), [st](agent::incoming_call) -> awaitable<agent::answer> {
     agent::answer a;
     a.serve = [st](agent::session s) { return receive_with_jam(std::move(s), st); };
     co_return a;

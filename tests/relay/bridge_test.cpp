@@ -171,7 +171,7 @@ TEST(Bridge, FramesArrivingTogetherReachTheLocalServiceInOrder) {
     std::map<std::string, net::host_port> services;
     services["digest"] = net::host_port{"127.0.0.1", service.port()};
     auto bob = env.make_agent("bob");
-    bob->set_incoming(agent::expose_services(services));
+    bob->set_incoming(test_services(), agent::expose_services(services));
     co_await start_and_settle(bob, 2);
     auto alice = co_await raw_call(env.endpoint, "bob", "digest");
     auto [wire, sent] = data_frames({5, 100'000, 3, 4096, 4097, 70'000, 1, 9000, 2}, 900);

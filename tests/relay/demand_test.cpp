@@ -19,7 +19,7 @@ awaitable<std::shared_ptr<agent::agent>> echo_agent(relay_env& env, std::string 
   auto opts = env.agent_options(user);
   opts.vacant_lines = vacant;
   auto a = env.make_agent(opts);
-  a->set_incoming(echo_handler());
+  a->set_incoming(test_services(), echo_handler());
   co_await start_and_settle(a, vacant);
   co_return a;
 }
@@ -129,7 +129,7 @@ TEST_P(Demand, TargetsRejectionCarriesItsReason) {
   relay_env env(GetParam());
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming([](agent::incoming_call c) -> awaitable<agent::answer> {
+    bob->set_incoming(test_services(), [](agent::incoming_call c) -> awaitable<agent::answer> {
       if (c.service == "secret") {
         co_return agent::answer::reject(err::rejected, "nothing here for " + c.caller);
       }
@@ -202,7 +202,7 @@ TEST_P(Demand, UnexposedServiceIsUnknownService) {
     std::map<std::string, net::host_port> services;
     services["echo"] = net::host_port{"127.0.0.1", local_echo.port()};
     auto bob = env.make_agent("bob");
-    bob->set_incoming(agent::expose_services(services));
+    bob->set_incoming(test_services(), agent::expose_services(services));
     co_await start_and_settle(bob, 2);
     auto alice = co_await caller_agent(env, "alice");
     const auto unknown = co_await try_call(alice, "bob", "ftp");
@@ -226,7 +226,7 @@ TEST_P(Demand, UnreachableLocalServiceIsServiceUnavailable) {
     std::map<std::string, net::host_port> services;
     services["web"] = net::host_port{"127.0.0.1", closed_port};
     auto bob = env.make_agent("bob");
-    bob->set_incoming(agent::expose_services(services));
+    bob->set_incoming(test_services(), agent::expose_services(services));
     co_await start_and_settle(bob, 2);
     auto alice = co_await caller_agent(env, "alice");
     const auto outcome = co_await try_call(alice, "bob", "web");
@@ -318,7 +318,7 @@ TEST_P(Notification, CarriesTheCallersAuthenticatedIdAndTheService) {
   auto log = std::make_shared<seen>();
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming([log](agent::incoming_call c) -> awaitable<agent::answer> {
+    bob->set_incoming(test_services(), [log](agent::incoming_call c) -> awaitable<agent::answer> {
       log->callers.push_back(c.caller);
       log->services.push_back(c.service);
       agent::answer a;

@@ -252,7 +252,7 @@ TEST_P(Forwarding, ReaderPausedForManyKeepAliveIntervalsKeepsItsSession) {
         auto bob_opts = env.agent_options("bob");
         bob_opts.keepalive = 200ms;
         auto bob = env.make_agent(bob_opts);
-        bob->set_incoming(handler);
+        bob->set_incoming(test_services(), handler);
         co_await start_and_settle(bob, 2);
         auto alice_opts = env.agent_options("alice");
         alice_opts.keepalive = 200ms;

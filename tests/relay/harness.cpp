@@ -212,7 +212,7 @@ awaitable<void> settle(std::shared_ptr<agent::agent> a, std::size_t vacant) {
 awaitable<pair_of_agents> start_pair(relay_env& env, agent::incoming_handler handler) {
   pair_of_agents pa;
   pa.bob = env.make_agent("bob");
-  pa.bob->set_incoming(std::move(handler));
+  pa.bob->set_incoming(test_services(), std::move(handler));
   co_await start_and_settle(pa.bob, 2);
   pa.alice = env.make_agent("alice");
   co_await start_and_settle(pa.alice, 2);
@@ -313,7 +313,7 @@ p::login login_message(const std::string& user, const std::string& secret,
   m.secret = secret;
   m.instance = instance;
   m.keepalive_ms = keepalive_ms;
-  m.answers = answers;
+  if (answers) m.services = test_services();
   return m;
 }
 

@@ -45,6 +45,13 @@ inline void PrintTo(error_code c, std::ostream* os) {
 
 namespace switchboard::test {
 
+// The services the test agents that answer announce: every service name the tests call.
+inline std::vector<std::string> test_services() {
+  return {"a",    "any",  "bulk",  "digest", "echo",  "f",   "fax", "files", "ftp",
+          "late", "more", "rude",  "req",    "s",     "silent", "sink", "sleeping", "ssh",
+          "web",  "k",    "guess", "nothing", "partial", "slow"};
+}
+
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using err = protocol::error_code;  // the wire error codes: err::target_busy, ...

@@ -397,7 +397,7 @@ TEST(Hostile, OneCallerCannotHoldAllOfATargetsLines) {
   env.users->set_max_lines("bob", 4);  // a caller may hold 3
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     co_await start_and_settle(bob, 2);
     std::vector<raw_client> held;
     for (int i = 0; i < 3; ++i) {

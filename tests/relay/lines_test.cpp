@@ -16,7 +16,7 @@ TEST_P(Lines, AgentHoldsTheConfiguredNumberOfVacantLines) {
     auto opts = env.agent_options("bob");
     opts.vacant_lines = 3;
     auto bob = env.make_agent(opts);
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     co_await start_and_settle(bob, 3);
     EXPECT_EQ(bob->stats().lines_open, 3u);
     EXPECT_EQ(bob->stats().lines_vacant, 3u);
@@ -29,7 +29,7 @@ TEST_P(Lines, PairedLineIsReplacedByANewVacantLine) {
   relay_env env(GetParam());
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     co_await start_and_settle(bob, 2);
     auto alice = env.make_agent("alice");
     co_await start_and_settle(alice, 2);
@@ -55,7 +55,7 @@ TEST_P(Lines, SurplusVacantLineIsClosedAfterItsIdleTime) {
     auto opts = env.agent_options("bob");
     opts.surplus_idle = 300ms;
     auto bob = env.make_agent(opts);
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     co_await start_and_settle(bob, 2);
     auto alice = env.make_agent("alice");
     co_await start_and_settle(alice, 2);
@@ -79,7 +79,7 @@ TEST_P(Lines, AnIdleAgentWakesAtMostOnceASecond) {
   relay_env env(GetParam());
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     co_await start_and_settle(bob, 2);
     const auto before = bob->stats().maintenance_passes;
     asio::steady_timer idle(env.io);
@@ -130,7 +130,7 @@ TEST_P(Lines, AgentStaysWithinMaxLines) {
     auto opts = env.agent_options("bob");
     opts.vacant_lines = 4;
     auto bob = env.make_agent(opts);
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     bob->start();
     co_await bob->wait_ready();
     CO_WAIT_UNTIL(env.hub().lines_of("bob") == 2, 10s);

@@ -35,7 +35,7 @@ TEST_P(Load, TwoHundredConcurrentSessionsAllSucceed) {
         auto bob_opts = env.agent_options("bob");
         bob_opts.vacant_lines = concurrent_sessions;
         auto bob = env.make_agent(bob_opts);
-        bob->set_incoming(echo_handler());
+        bob->set_incoming(test_services(), echo_handler());
         co_await start_and_settle(bob, concurrent_sessions);
         auto alice_opts = env.agent_options("alice");
         alice_opts.vacant_lines = concurrent_sessions;

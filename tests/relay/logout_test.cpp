@@ -23,7 +23,7 @@ agent::incoming_handler counting_echo(std::shared_ptr<int> served) {
 awaitable<std::shared_ptr<agent::agent>> settled_agent(relay_env& env, std::string user,
                                                        agent::incoming_handler handler = {}) {
   auto a = env.make_agent(user);
-  if (handler) a->set_incoming(std::move(handler));
+  if (handler) a->set_incoming(test_services(), std::move(handler));
   co_await start_and_settle(a, 2);
   co_return a;
 }

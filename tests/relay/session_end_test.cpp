@@ -33,7 +33,7 @@ agent::incoming_handler recording_reader(std::shared_ptr<target_view> view) {
 awaitable<std::shared_ptr<agent::agent>> settled_agent(relay_env& env, std::string user,
                                                        agent::incoming_handler handler = {}) {
   auto a = env.make_agent(user);
-  if (handler) a->set_incoming(std::move(handler));
+  if (handler) a->set_incoming(test_services(), std::move(handler));
   co_await start_and_settle(a, 2);
   co_return a;
 }
@@ -348,7 +348,7 @@ void expect_everything_before_the_end(std::size_t piece, bool terminate) {
       data_frames({64, 1, 4096, 10, 4097, 64, 64, 30'000, 200, 3, 9000, 10, 64}, 300);
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming(piecewise_reader(log, piece, sent.size(), 64));
+    bob->set_incoming(test_services(), piecewise_reader(log, piece, sent.size(), 64));
     co_await start_and_settle(bob, 2);
     auto alice = co_await raw_call(env.endpoint, "bob", "any");
     const auto end = terminate ? p::encode(p::terminate(err::service_unavailable, "that was all"))

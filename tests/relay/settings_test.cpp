@@ -35,7 +35,7 @@ awaitable<call_outcome> call_until(std::shared_ptr<agent::agent> caller, std::st
 
 awaitable<std::shared_ptr<agent::agent>> started(relay_env& env, std::string user, bool answers) {
   auto a = env.make_agent(user);
-  if (answers) a->set_incoming(echo_handler());
+  if (answers) a->set_incoming(test_services(), echo_handler());
   co_await start_and_settle(a, 2);
   co_return a;
 }

@@ -17,7 +17,7 @@ TEST_P(Shutdown, StopClosesIdleLinesAndLetsARunningSessionFinish) {
   relay_env env(GetParam(), cfg);
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     co_await start_and_settle(bob, 2);
     auto alice = env.make_agent("alice");
     co_await start_and_settle(alice, 2);
@@ -92,7 +92,7 @@ TEST_P(Shutdown, SessionsOutlivingTheDrainTimeoutEndWithRelayShutdown) {
   relay_env env(GetParam(), cfg);
   env.run([&]() -> awaitable<void> {
     auto bob = env.make_agent("bob");
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     co_await start_and_settle(bob, 2);
     auto alice = env.make_agent("alice");
     co_await start_and_settle(alice, 2);
