@@ -32,6 +32,7 @@ constexpr type_row all_types[] = {
     {frame_type::reject, 0x06, "REJECT"},
     {frame_type::logout, 0x07, "LOGOUT"},
     {frame_type::release, 0x08, "RELEASE"},
+    {frame_type::announce, 0x09, "ANNOUNCE"},
     {frame_type::data, 0x10, "DATA"},
     {frame_type::eof, 0x11, "EOF"},
     {frame_type::terminate, 0x12, "TERMINATE"},
@@ -43,6 +44,8 @@ constexpr type_row all_types[] = {
     {frame_type::fail, 0x86, "FAIL"},
     {frame_type::logged_out, 0x87, "LOGGED-OUT"},
     {frame_type::released, 0x88, "RELEASED"},
+    {frame_type::need_lines, 0x89, "NEED-LINES"},
+    {frame_type::service_lost, 0x8a, "SERVICE-LOST"},
 };
 
 header_bytes raw_header(std::uint8_t type, std::uint32_t length) {
@@ -140,8 +143,9 @@ TEST(FrameHeader, ControlLengthBoundaries) {
   }
 }
 
-TEST(FrameHeader, UnknownTypesNamedInBriefAreRejected) {
-  for (std::uint8_t t : {0x00, 0x09, 0x13, 0x80, 0x89, 0xff}) {
+// The neighbours of the known ranges (0x01-0x09, 0x10-0x12, 0x81-0x8a) and the extremes.
+TEST(FrameHeader, UnknownTypesNextToKnownOnesAreRejected) {
+  for (std::uint8_t t : {0x00, 0x0a, 0x0f, 0x13, 0x80, 0x8b, 0xff}) {
     SCOPED_TRACE(static_cast<int>(t));
     EXPECT_THROW(parse_header(raw_header(t, 0)), protocol_violation);
     EXPECT_THROW(parse_header(raw_header(t, 1)), protocol_violation);
@@ -152,7 +156,7 @@ TEST(FrameHeader, UnknownTypesNamedInBriefAreRejected) {
 TEST(FrameHeader, ExactlyTheSpecTypesParse) {
   std::set<std::uint8_t> known;
   for (const auto& row : all_types) known.insert(row.byte);
-  ASSERT_EQ(known.size(), 19u);
+  ASSERT_EQ(known.size(), 22u);
   for (int t = 0; t < 256; ++t) {
     const auto byte = static_cast<std::uint8_t>(t);
     SCOPED_TRACE(t);
