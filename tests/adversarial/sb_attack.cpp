@@ -331,17 +331,19 @@ using conn_ptr = std::unique_ptr<conn>;
 
 // One agent instance of a user: the first line logs in with the password, the others with the
 // line token (as the agent does; concurrent password logins would empty the failure buckets).
+// An answering instance announces the services it answers in every LOGIN (docs/protocol.md §7:
+// the relay takes them from the instance's first); one with none only places calls.
 struct instance {
   std::string user;
   std::string password;
-  bool answers = false;
+  std::vector<std::string> services;
   p::instance_id id{};
   p::line_token token{};
   bool have_token = false;
   std::mutex mu;
 
-  instance(std::string u, std::string pw, bool ans) : user(std::move(u)), password(std::move(pw)) {
-    answers = ans;
+  instance(std::string u, std::string pw, std::vector<std::string> svcs)
+      : user(std::move(u)), password(std::move(pw)), services(std::move(svcs)) {
     std::random_device rd;
     for (auto& b : id) b = static_cast<std::uint8_t>(rd());
   }
@@ -358,7 +360,7 @@ login_outcome login_on(conn& c, instance& inst, bool with_password,
   p::login m;
   m.user = inst.user;
   m.instance = inst.id;
-  m.answers = inst.answers;
+  m.services = inst.services;
   if (with_password) {
     m.auth = p::auth_method::password;
     m.secret = inst.password;
@@ -411,11 +413,18 @@ conn_ptr password_line(instance& inst, int rcvbuf = 0) {
   return c;
 }
 
+// The services an instance announces: --service when it answers calls, none when it only calls.
+std::vector<std::string> services_if(bool answers) {
+  if (!answers) return {};
+  return {opt.service};
+}
+
 std::unique_ptr<instance> acting(std::size_t i, bool answers) {
   if (opt.users.size() <= i || opt.password_files.size() <= i) {
     throw std::runtime_error("needs --user and --password-file #" + std::to_string(i + 1));
   }
-  return std::make_unique<instance>(opt.users[i], read_password(opt.password_files[i]), answers);
+  return std::make_unique<instance>(opt.users[i], read_password(opt.password_files[i]),
+                                    services_if(answers));
 }
 
 std::unique_ptr<instance> peer(std::size_t i, bool answers) {
@@ -424,7 +433,7 @@ std::unique_ptr<instance> peer(std::size_t i, bool answers) {
                              std::to_string(i + 1));
   }
   return std::make_unique<instance>(opt.peer_users[i], read_password(opt.peer_password_files[i]),
-                                    answers);
+                                    services_if(answers));
 }
 
 template <typename T>
@@ -550,7 +559,7 @@ int run_probe(const probe_options& po) {
     [&] {
       conn_ptr line;
       if (po.password_calls) {
-        instance fresh(me->user, me->password, false);
+        instance fresh(me->user, me->password, {});
         line = conn::open();
         const auto o = line ? login_on(*line, fresh, true) : login_outcome{};
         if (!o.ok) {
@@ -1099,7 +1108,7 @@ int run_brute_force(double burst, double refill_s, bool spray) {
       // --spray: a new user ID each time, so only the per-address buckets hold it back.
       const std::string user =
           spray ? opt.target + "-" + std::to_string(t) + "-" + std::to_string(round) : opt.target;
-      instance guess(user, "guess-" + std::to_string(t) + "-" + std::to_string(round), false);
+      instance guess(user, "guess-" + std::to_string(t) + "-" + std::to_string(round), {});
       const auto o = login_on(*c, guess, true);
       std::lock_guard lock(mu);
       if (o.ok) {
@@ -1165,7 +1174,7 @@ int run_login_flood() {
         ++answers["connect_failed"];
         continue;
       }
-      instance fresh(me->user, me->password, false);
+      instance fresh(me->user, me->password, {});
       const auto t0 = clock_type::now();
       const auto o = login_on(*c, fresh, true);
       std::lock_guard lock(mu);
