@@ -6,9 +6,11 @@
 //    to the same 4 bytes, and a known type whose length parse_header refuses is refused by
 //    encode_header too (we never send what we would refuse to receive);
 //  - a control payload that decodes re-encodes to exactly the same bytes (the codec is
-//    canonical: every field has one encoding, flags and auth methods above 1 are refused, error
-//    codes keep their 16 bits whether this build knows them or not), and the decoded message has
-//    the frame's type;
+//    canonical: every field has one encoding, flags and auth methods above 1 are refused, service
+//    lists hold each name once, error codes keep their 16 bits whether this build knows them or
+//    not), and the decoded message has the frame's type. The exception: a LOGIN whose version is
+//    not protocol_version decodes to that version alone, whatever follows (docs/protocol.md §4,
+//    UNSUPPORTED_VERSION), so it is checked to hold nothing else;
 //  - decode throws only protocol_violation (anything else escapes and is a crash).
 // The payload decoded is what the input still holds of the frame (min(length, rest)), so truncated
 // payloads are decoded too.
@@ -16,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <variant>
 #include <vector>
 
 #include "check.hpp"
@@ -44,6 +47,15 @@ void check_payload(frame_type type, std::span<const std::uint8_t> payload) {
   }
   FUZZ_CHECK(type != frame_type::data, "a DATA payload decoded as a control message");
   FUZZ_CHECK(type_of(m) == type, "decoded message of another type");
+  if (const auto* l = std::get_if<login>(&m); l != nullptr && l->version != protocol_version) {
+    FUZZ_CHECK(!payload.empty() && payload[0] == l->version, "LOGIN version is not its first byte");
+    const login defaults;
+    FUZZ_CHECK(l->auth == defaults.auth && l->user.empty() && l->secret.empty() &&
+                   l->instance == defaults.instance && l->keepalive_ms == defaults.keepalive_ms &&
+                   l->services.empty() && !l->calls_only,
+               "a LOGIN of another version kept more than its version");
+    return;
+  }
   const std::vector<std::uint8_t> again = encode(m);  // must not throw: it was accepted
   FUZZ_CHECK(again.size() == header_size + payload.size(), "re-encoded to another length");
   const auto h = encode_header(type, static_cast<std::uint32_t>(payload.size()));

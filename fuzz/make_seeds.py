@@ -44,12 +44,25 @@ def s16(s):
     return struct.pack(">H", len(b)) + b
 
 
+def services(*names):
+    return bytes([len(names)]) + b"".join(s8(n) for n in names)
+
+
+def login(auth, user, secret, instance, keepalive_ms, flags, *names, version=2):
+    return frame(0x01, bytes([version, auth]) + s8(user) + s16(secret) + instance
+                 + struct.pack(">I", keepalive_ms) + bytes([flags]) + services(*names))
+
+
 def codec():
     frames = {
-        "login-password": frame(0x01, bytes([1, 0]) + s8("bob") + s16("secret") + bytes(16)
-                                + struct.pack(">I", 25000) + b"\x01"),
-        "login-token": frame(0x01, bytes([1, 1]) + s8("alice@example.org") + s16(bytes(range(32)))
-                             + bytes(range(16)) + struct.pack(">I", 1000) + b"\x00"),
+        "login-password": login(0, "bob", "secret", bytes(16), 25000, 0, "ssh", "fax"),
+        "login-token": login(1, "alice@example.org", bytes(range(32)), bytes(range(16)), 1000, 1),
+        "login-calls-only": login(1, "bob", bytes(range(32)), bytes(16), 1000, 1, "ssh"),
+        "login-32-services": login(0, "carol", "pw", bytes(16), 25000, 0,
+                                   *["s%d" % i for i in range(32)]),
+        # Version 1's layout (no service list): decodes to its version alone.
+        "login-version-1": frame(0x01, bytes([1, 0]) + s8("bob") + s16("secret") + bytes(16)
+                                 + struct.pack(">I", 25000) + b"\x01"),
         "ping": frame(0x02, struct.pack(">Q", 0x0102030405060708)),
         "peers-request": frame(0x03),
         "demand": frame(0x04, s8("alice") + s8("ssh")),
@@ -57,17 +70,22 @@ def codec():
         "reject": frame(0x06, struct.pack(">IH", 7, 14) + s16("not now")),
         "logout": frame(0x07),
         "release": frame(0x08),
+        "announce": frame(0x09, services("ssh", "web-8080")),
+        "announce-none": frame(0x09, services()),
         "data": frame(0x10, b"hello"),
         "eof": frame(0x11),
         "terminate": frame(0x12, struct.pack(">H", 21) + s16("peer lost")),
         "login-ok": frame(0x81, struct.pack(">IIH", 3, 25000, 8) + bytes(range(32))),
         "pong": frame(0x82, struct.pack(">Q", 42)),
-        "peers": frame(0x83, b"\x01" + struct.pack(">H", 3) + s8("alice") + s8("bob") + s8("c.d")),
+        "peers": frame(0x83, b"\x01" + struct.pack(">H", 3) + s8("alice") + services("ssh")
+                       + s8("bob") + services("fax", "ssh") + s8("c.d") + services()),
         "incoming": frame(0x84, struct.pack(">I", 9) + s8("bob") + s8("web")),
         "connected": frame(0x85, struct.pack(">I", 9) + s8("alice")),
         "fail": frame(0x86, struct.pack(">H", 10) + s16("target offline")),
         "logged-out": frame(0x87, struct.pack(">H", 23) + s16("")),
         "released": frame(0x88),
+        "need-lines": frame(0x89, struct.pack(">H", 3)),
+        "service-lost": frame(0x8A, s8("fax") + s16("taken over by another instance")),
     }
     for name, f in frames.items():
         put("fuzz_codec", name, f)
