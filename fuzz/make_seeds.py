@@ -85,7 +85,7 @@ def codec():
         "logged-out": frame(0x87, struct.pack(">H", 23) + s16("")),
         "released": frame(0x88),
         "need-lines": frame(0x89, struct.pack(">H", 3)),
-        "service-lost": frame(0x8A, s8("fax") + s16("taken over by another instance")),
+        "service-lost": frame(0x8A, b"\x02" + s8("fax") + s8("ssh") + s16("taken over by another instance")),
     }
     for name, f in frames.items():
         put("fuzz_codec", name, f)

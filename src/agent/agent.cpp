@@ -99,17 +99,28 @@ void agent::lines_needed(std::uint16_t count) {
   pool_changed_.set();
 }
 
-void agent::service_lost(const std::string& service, const std::string& message) {
-  ++stats_.services_lost;
-  std::erase(services_, service);
-  spdlog::warn("service '{}' is served by another instance of {} now: {}", service, opts_.user,
-               p::printable(message));
+void agent::services_lost(const std::vector<std::string>& lost, const std::string& message) {
+  for (const auto& service : lost) {
+    if (std::erase(services_, service) == 0) continue;
+    ++stats_.services_lost;
+    spdlog::warn(
+        "service '{}' is served by another instance of {} now ({}); this agent no longer "
+        "serves it",
+        service, opts_.user, p::printable(message));
+  }
   if (services_.empty() && opts_.stop_without_services && !fatal_) {
-    fatal_ = call_error(error_code::duplicate_login,
-                        "every service of this agent was taken over by a newer instance of " +
-                            opts_.user);
+    fatal_ = call_error(
+        error_code::duplicate_login,
+        "every service of this agent was taken over by a newer instance of " + opts_.user);
     spdlog::error("{}", fatal_->what());
-    stop();
+    // LOGOUT: the relay ends this instance's sessions (PEER_LOGGED_OUT) and closes its lines.
+    asio::co_spawn(
+        ex_,
+        [self = shared_from_this()]() -> awaitable<void> {
+          co_await self->logout();
+          self->stop();
+        },
+        asio::detached);
   }
 }
 

@@ -117,7 +117,7 @@ class agent : public std::enable_shared_from_this<agent> {
   void line_changed();  // a line's state changed: the pool may need a new line
   void line_ended(agent_line& l);
   void lines_needed(std::uint16_t count);  // NEED-LINES
-  void service_lost(const std::string& service, const std::string& message);  // SERVICE-LOST
+  void services_lost(const std::vector<std::string>& lost, const std::string& message);
   const protocol::instance_id& instance() const { return instance_; }
   SSL_CTX* tls_context() const { return tls_.get(); }
   const incoming_handler& incoming() const { return incoming_; }

@@ -252,14 +252,35 @@ incoming_handler expose_services(std::map<std::string, net::host_port> services)
 
 awaitable<void> forward_listener(std::shared_ptr<agent> a, tcp::acceptor acceptor, std::string peer,
                                  std::string service) {
+  // Accepted connections wait for their call to connect (the agent opens lines for them in
+  // parallel, and the relay holds demands until the target's lines come): at most
+  // max_pending_calls at once; beyond, the listener stops accepting, and the kernel's backlog
+  // holds further connections instead of resetting them.
+  struct gate {
+    explicit gate(const asio::any_io_executor& ex) : freed(ex) {}
+    std::size_t pending = 0;
+    net::event freed;
+  };
+  auto g = std::make_shared<gate>(acceptor.get_executor());
   for (;;) {
+    while (g->pending >= max_pending_calls) co_await g->freed.wait();
     auto socket = co_await acceptor.async_accept(use_awaitable);
+    ++g->pending;
     asio::co_spawn(
         acceptor.get_executor(),
-        [a, peer, service, socket = std::move(socket)]() mutable -> awaitable<void> {
+        [a, g, peer, service, socket = std::move(socket)]() mutable -> awaitable<void> {
+          std::optional<session> s;
           try {
-            session s = co_await a->call(peer, service);
-            const auto t = co_await bridge(std::move(s), std::move(socket));
+            s.emplace(co_await a->call(peer, service));
+          } catch (const std::exception& e) {
+            spdlog::warn("forward to {}:{} failed: {}", peer, service,
+                         protocol::printable(e.what()));
+          }
+          --g->pending;
+          g->freed.set();
+          if (!s) co_return;
+          try {
+            const auto t = co_await bridge(std::move(*s), std::move(socket));
             if (t.failed) {
               spdlog::warn("forward to {}:{} failed: {} {}: {} bytes out, {} in", peer, service,
                            protocol::error_name(t.failed->code),

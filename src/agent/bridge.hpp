@@ -32,7 +32,12 @@ awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
 // accepts only if that worked (REJECT UNKNOWN_SERVICE / SERVICE_UNAVAILABLE otherwise).
 incoming_handler expose_services(std::map<std::string, net::host_port> services);
 
-// Accepts local connections forever; each becomes one call to peer:service, bridged.
+// Accepted connections of one forward_listener waiting for their call at once (see there).
+constexpr std::size_t max_pending_calls = 4096;
+
+// Accepts local connections forever; each becomes one call to peer:service, bridged. A connection
+// waits for its call (bounded: max_pending_calls, each at most the agent's connect_timeout for a
+// line and the relay's demand deadline) instead of being reset while lines open.
 awaitable<void> forward_listener(std::shared_ptr<agent> a, tcp::acceptor acceptor, std::string peer,
                                  std::string service);
 

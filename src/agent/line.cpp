@@ -262,7 +262,7 @@ awaitable<void> agent_line::read_loop() {
       continue;
     }
     if (const auto* lost = std::get_if<p::service_lost>(&m)) {
-      owner_->service_lost(lost->service, lost->message);
+      owner_->services_lost(lost->services, lost->message);
       continue;
     }
     if (const auto* in = std::get_if<p::incoming>(&m)) {

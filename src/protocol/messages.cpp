@@ -160,7 +160,8 @@ struct encoder {
   void operator()(const announce& m) { write_services(w, m.services); }
   void operator()(const need_lines& m) { w.u16(m.count); }
   void operator()(const service_lost& m) {
-    w.str8(checked_service(m.service));
+    if (m.services.empty()) throw protocol_violation("SERVICE-LOST names no service");
+    write_services(w, m.services);
     w.str16(checked_text(m.message));
   }
   void operator()(const ping& m) { w.u64(m.nonce); }
@@ -328,7 +329,8 @@ message decode_fields(frame_type type, reader& r) {
       return need_lines{r.u16()};
     case frame_type::service_lost: {
       service_lost m;
-      m.service = checked_service(r.str8());
+      m.services = read_services(r);
+      if (m.services.empty()) throw protocol_violation("SERVICE-LOST names no service");
       m.message = checked_text(r.str16());
       return m;
     }
@@ -342,12 +344,13 @@ message decode_fields(frame_type type, reader& r) {
 
 frame_type type_of(const message& m) {
   static constexpr frame_type types[] = {
-      frame_type::login,      frame_type::ping,      frame_type::peers_request, frame_type::demand,
-      frame_type::accept,     frame_type::reject,    frame_type::logout,        frame_type::release,
-      frame_type::eof,        frame_type::terminate, frame_type::login_ok,      frame_type::pong,
-      frame_type::peers,      frame_type::incoming,  frame_type::connected,     frame_type::fail,
-      frame_type::logged_out, frame_type::released, frame_type::announce,
-      frame_type::need_lines, frame_type::service_lost};
+      frame_type::login,     frame_type::ping,       frame_type::peers_request,
+      frame_type::demand,    frame_type::accept,     frame_type::reject,
+      frame_type::logout,    frame_type::release,    frame_type::eof,
+      frame_type::terminate, frame_type::login_ok,   frame_type::pong,
+      frame_type::peers,     frame_type::incoming,   frame_type::connected,
+      frame_type::fail,      frame_type::logged_out, frame_type::released,
+      frame_type::announce,  frame_type::need_lines, frame_type::service_lost};
   static_assert(std::size(types) == std::variant_size_v<message>);
   return types[m.index()];
 }

@@ -129,17 +129,18 @@ struct released {};
 struct need_lines {
   std::uint16_t count = 0;
 };
+// The services an instance lost in one takeover (1..32).
 struct service_lost {
   service_lost() = default;
-  service_lost(std::string s, std::string m) : service(std::move(s)), message(std::move(m)) {}
-  std::string service;
+  service_lost(std::vector<std::string> s, std::string m)
+      : services(std::move(s)), message(std::move(m)) {}
+  std::vector<std::string> services;
   std::string message;
 };
 
-using message =
-    std::variant<login, ping, peers_request, demand, accept, reject, logout, release, eof,
-                 terminate, login_ok, pong, peers, incoming, connected, fail, logged_out, released,
-                 announce, need_lines, service_lost>;
+using message = std::variant<login, ping, peers_request, demand, accept, reject, logout, release,
+                             eof, terminate, login_ok, pong, peers, incoming, connected, fail,
+                             logged_out, released, announce, need_lines, service_lost>;
 
 // Bytes a PEERS entry takes in the payload.
 std::size_t encoded_size(const peer_entry& e);

@@ -80,8 +80,10 @@ void admission::leave(const line& l) {
 awaitable<login_verdict> admission::check(const line& l, const p::login& m,
                                           const std::string& key) {
   if (m.version != p::protocol_version) {
-    co_return login_verdict::refused(error_code::unsupported_version,
-                                     "this relay speaks version 1");
+    co_return login_verdict::refused(
+        error_code::unsupported_version,
+        fmt::format("this relay speaks protocol version {}, the agent {}", p::protocol_version,
+                    m.version));
   }
   if (hub_.draining())
     co_return login_verdict::refused(error_code::relay_shutdown, "relay is stopping");

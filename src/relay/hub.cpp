@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <fmt/ranges.h>
 #include <malloc.h>
 
 #include <algorithm>
@@ -160,10 +161,12 @@ void hub::take_over(device& d, const std::vector<std::string>& services) {
   if (it == devices_.end()) return;
   for (const auto& other : it->second) {
     if (other.get() == &d) continue;
+    std::vector<std::string> lost;
     for (const auto& service : services) {
       auto pos = std::find(other->services.begin(), other->services.end(), service);
       if (pos == other->services.end()) continue;
       other->services.erase(pos);
+      lost.push_back(service);
       ++counters_.services_taken_over;
       spdlog::info("{}: service '{}' taken over by a newer instance", d.user, service);
       // Demands waiting for the old holder's lines for this service wait for the new one's.
@@ -174,15 +177,17 @@ void hub::take_over(device& d, const std::vector<std::string>& services) {
         d.waiting.push_back(w);
         return true;
       });
-      // Told on the line that heard from its agent last (any state: docs/protocol.md §5).
-      line* best = nullptr;
-      for (line* l : other->lines) {
-        if (!l->closing() && (!best || l->last_rx() > best->last_rx())) best = l;
-      }
-      if (best) {
-        best->notify(p::service_lost{
-            service, "another instance of " + d.user + " announced '" + service + "'"});
-      }
+    }
+    if (lost.empty()) continue;
+    // Told in one frame, on the line that heard from its agent last (any state: §5).
+    line* best = nullptr;
+    for (line* l : other->lines) {
+      if (!l->closing() && (!best || l->last_rx() > best->last_rx())) best = l;
+    }
+    if (best) {
+      std::string why =
+          fmt::format("another instance of {} announced {}", d.user, fmt::join(lost, ", "));
+      best->notify(p::service_lost{std::move(lost), std::move(why)});
     }
   }
   if (!d.waiting.empty()) send_need_lines(d.user, d.instance);
@@ -302,18 +307,18 @@ route_result hub::route(const device& caller, const std::string& target_user,
   const std::size_t lines = lines_of(target_user);
   if (lines + waiting < max_lines) return {p::error_code::ok, nullptr, d, {}};
   return {p::error_code::target_busy, nullptr, nullptr,
-          fmt::format("{} holds {} lines, its max_lines, and none is vacant", target_user,
-                      lines)};
+          fmt::format("{} holds {} lines, its max_lines, and none is vacant", target_user, lines)};
 }
 
 void hub::wait_for_line(device& d, line& caller) {
   ++counters_.demands_waited;
   d.waiting.push_back({caller.weak_from_this(), caller.waiting_for(), caller.user()});
-  if (d.need_notice_queued) return;
+  // A vacant line the queue has not been offered yet (none, as a rule) takes the first waiter.
+  for (std::size_t i = 0; i < d.lines.size() && !d.waiting.empty(); ++i) line_vacant(*d.lines[i]);
+  if (live_waiting(d) == 0 || d.need_notice_queued) return;
   d.need_notice_queued = true;
   // One NEED-LINES for all the demands that arrive in this turn of the control thread.
-  asio::post(ex_, [this, alive = std::weak_ptr<int>(alive_), user = d.user,
-                   instance = d.instance] {
+  asio::post(ex_, [this, alive = std::weak_ptr<int>(alive_), user = d.user, instance = d.instance] {
     if (!alive.expired()) send_need_lines(user, instance);
   });
 }
@@ -352,7 +357,8 @@ p::peers hub::peers_for(const device& caller) const {
   for (const auto& [user, list] : devices_) {  // std::map: already sorted by user ID
     if (user == caller.user) continue;
     p::peer_entry e{user, {}};
-    for (const auto& d : list) e.services.insert(e.services.end(), d->services.begin(), d->services.end());
+    for (const auto& d : list)
+      e.services.insert(e.services.end(), d->services.begin(), d->services.end());
     if (e.services.empty() || !list.front()->allows(caller.user)) continue;
     std::sort(e.services.begin(), e.services.end());
     if (e.services.size() > 0xff) e.services.resize(0xff);

@@ -43,7 +43,7 @@ constexpr const char* schema_sql = R"sql(
 CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY,
   pw_hash TEXT NOT NULL,
-  max_lines INTEGER NOT NULL DEFAULT 64,
+  max_lines INTEGER NOT NULL DEFAULT 2048,
   created_unix INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS allow (
@@ -256,11 +256,13 @@ class sqlite_store final : public user_store {
     const std::string hash = hash_password(password, cost_);  // slow: outside the lock
     std::lock_guard lock(mutex_);
     ++generation_;  // even if the write fails: a needless reload at worst
-    statement st(db_.get(), file_,
-                 "INSERT INTO users (id, pw_hash, created_unix) VALUES (?1, ?2, ?3)");
+    statement st(
+        db_.get(), file_,
+        "INSERT INTO users (id, pw_hash, created_unix, max_lines) VALUES (?1, ?2, ?3, ?4)");
     st.bind(1, id);
     st.bind(2, hash);
     st.bind(3, now_unix());
+    st.bind(4, static_cast<std::int64_t>(default_max_lines));
     const int rc = st.step_code();
     if (rc == SQLITE_DONE) return;
     if ((rc & 0xff) == SQLITE_CONSTRAINT) {

@@ -20,12 +20,16 @@
 
 namespace switchboard::store {
 
+// max_lines of a new user: what a browser or a parallel download through a forward needs, with
+// room to spare (docs/protocol.md §9 gives its memory cost). Lines are opened as needed.
+constexpr std::uint16_t default_max_lines = 2048;
+
 // Per-user settings, stored with the user.
 struct user_settings {
   // Who may call this user. Empty: any logged-in user may.
   std::vector<std::string> allow;
-  // Most lines this user's device may hold at once.
-  std::uint16_t max_lines = 64;
+  // Most lines this user's instances may hold at once, together.
+  std::uint16_t max_lines = default_max_lines;
 };
 
 struct user_record {

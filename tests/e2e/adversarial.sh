@@ -35,6 +35,8 @@ SKIP=${SB_ADV_SKIP:-} # a space-separated list of scenario names not to run
 
 DATA="$WORK/data"
 for u in alice bob carol mallory dave erin; do add_user "$DATA" "$u" "$u-pw"; done
+# The line-holding scenarios are sized for targets of 64 lines (a caller share of 48).
+for u in bob dave erin; do relay_user "$DATA" max-lines "$u" 64 >/dev/null || fail "max-lines $u"; done
 start_relay relay "$DATA" 127.0.0.1:0
 # start_bg ran the relay under `timeout`; the relay is its only child.
 RELAY_PID=$(tr -d ' ' <"/proc/${BG_PID[relay]}/task/${BG_PID[relay]}/children")

@@ -7,6 +7,8 @@
         the client sends; appends "<sha256> <bytes>" of what it received to DIGEST_FILE
   fixtures.py clients PORT COUNT SIZE TIMEOUT_S   COUNT concurrent connections, each sends SIZE
         random bytes, half-closes and expects them echoed; exits 0 only if all succeed
+  fixtures.py clients PORT COUNT SIZE TIMEOUT_S hold   the same, but each keeps its session open
+        until every client has its echo back (COUNT sessions open at once), then half-closes
   fixtures.py slowcat LINES INTERVAL_S             prints LINES numbered lines, one per interval
   fixtures.py hostilepeer READY_FILE HOST:PORT USER PASSWORD_FILE
         a device on a --plaintext relay, speaking the wire protocol itself: answers each call
@@ -16,6 +18,7 @@
 import asyncio
 import hashlib
 import os
+import resource
 import socket
 import sys
 import threading
@@ -91,20 +94,31 @@ def sinksource(port_file, send_file, digest_file):
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
-async def clients(port, count, size, timeout_s):
+async def clients(port, count, size, timeout_s, hold=False):
+    """count clients at once, each sends `size` random bytes and must get them back. With `hold`,
+    every client keeps its session open until all have their echo: `count` sessions at once."""
+    all_echoed = asyncio.Event()
+    echoed = 0
+    peak = 0
+    open_now = 0
+
     async def one(i):
+        nonlocal echoed, peak, open_now
         payload = os.urandom(size)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        open_now += 1
+        peak = max(peak, open_now)
         try:
             async def send():
                 writer.write(payload)
                 await writer.drain()
-                writer.write_eof()
+                if not hold:
+                    writer.write_eof()
 
             async def receive():
                 chunks = []
                 total = 0
-                while True:
+                while not hold or total < size:
                     data = await reader.read(65536)
                     if not data:
                         break
@@ -113,10 +127,19 @@ async def clients(port, count, size, timeout_s):
                 return b"".join(chunks)
 
             _, got = await asyncio.gather(send(), receive())
+            if hold:
+                echoed += 1
+                if echoed == count:
+                    all_echoed.set()
+                await all_echoed.wait()
+                writer.write_eof()
+                rest = await reader.read()
+                got += rest
             if got != payload:
                 return f"client {i}: echo differs (sent {len(payload)} bytes, got {len(got)})"
             return None
         finally:
+            open_now -= 1
             writer.close()
 
     async def guarded(i):
@@ -130,14 +153,15 @@ async def clients(port, count, size, timeout_s):
         results = await asyncio.wait_for(
             asyncio.gather(*(guarded(i) for i in range(count))), timeout_s)
     except asyncio.TimeoutError:
-        print(f"clients: not all {count} sessions finished within {timeout_s} s", file=sys.stderr)
+        print(f"clients: not all {count} sessions finished within {timeout_s} s "
+              f"({echoed} echoed)", file=sys.stderr)
         return 1
     failures = [r for r in results if r]
     elapsed = time.monotonic() - start
     for f in failures[:20]:
         print(f, file=sys.stderr)
     print(f"clients: {count - len(failures)}/{count} sessions echoed {size} bytes correctly "
-          f"in {elapsed:.2f} s")
+          f"in {elapsed:.2f} s" + (f", {peak} open at once" if hold else ""))
     return 0 if not failures else 1
 
 
@@ -214,14 +238,23 @@ def hostile_peer(ready_file, relay, user, password_file):
             send(0x06, session + struct.pack(">H", 14) + str16(HOSTILE_TEXT))  # REJECT
 
 
+def raise_fd_limit():
+    # A thousand sessions need more descriptors than the usual soft limit of 1024.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv):
+    raise_fd_limit()
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "echo" and len(argv) == 3:
         asyncio.run(echo_server(argv[2]))
     elif cmd == "sinksource" and len(argv) == 5:
         sinksource(argv[2], argv[3], argv[4])
-    elif cmd == "clients" and len(argv) == 6:
-        return asyncio.run(clients(int(argv[2]), int(argv[3]), int(argv[4]), float(argv[5])))
+    elif cmd == "clients" and len(argv) in (6, 7):
+        hold = len(argv) == 7 and argv[6] == "hold"
+        return asyncio.run(clients(int(argv[2]), int(argv[3]), int(argv[4]), float(argv[5]), hold))
     elif cmd == "slowcat" and len(argv) == 4:
         slowcat(int(argv[2]), float(argv[3]))
     elif cmd == "hostilepeer" and len(argv) == 6:

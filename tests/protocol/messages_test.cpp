@@ -142,7 +142,7 @@ auto fields(const need_lines& m) {
   return std::tie(m.count);
 }
 auto fields(const service_lost& m) {
-  return std::tie(m.service, m.message);
+  return std::tie(m.services, m.message);
 }
 
 bool same(const message& a, const message& b) {
@@ -338,9 +338,9 @@ std::vector<message> samples() {
       need_lines{1},
       need_lines{0x0102},
       need_lines{0xffff},
-      service_lost{"ssh", ""},
-      service_lost{"fax", "taken over by another instance"},
-      service_lost{service32, utf8_text(1024)},
+      service_lost{{"ssh"}, ""},
+      service_lost{{"fax"}, "taken over by another instance"},
+      service_lost{{service32}, utf8_text(1024)},
   };
 }
 
@@ -593,11 +593,14 @@ TEST(ExactBytes, NeedLines) {
 }
 
 TEST(ExactBytes, ServiceLost) {
-  expect_bytes(service_lost{"fax", "taken"},
-               {0x8a, 0x00, 0x00, 0x0b,                 // SERVICE-LOST, length 11
+  expect_bytes(service_lost{{"fax"}, "taken"},
+               {0x8a, 0x00, 0x00, 0x0c,                 // SERVICE-LOST, length 12
+                0x01,                                   // u8 count
                 0x03, 'f', 'a', 'x',                    // str8 service
                 0x00, 0x05, 't', 'a', 'k', 'e', 'n'});  // str16 message
-  expect_bytes(service_lost{"s", ""}, {0x8a, 0x00, 0x00, 0x04, 0x01, 's', 0x00, 0x00});
+  expect_bytes(service_lost{{"s"}, ""}, {0x8a, 0x00, 0x00, 0x05, 0x01, 0x01, 's', 0x00, 0x00});
+  expect_bytes(service_lost{{"a", "b"}, ""},
+               {0x8a, 0x00, 0x00, 0x07, 0x02, 0x01, 'a', 0x01, 'b', 0x00, 0x00});
 }
 
 TEST(ExactBytes, PeersWithServices) {
@@ -753,7 +756,7 @@ bytes announce_with(const std::vector<std::string>& services) {
   return b.get();
 }
 bytes service_lost_with(const std::string& service) {
-  return builder().str8(service).str16("gone").get();
+  return builder().u8(1).str8(service).str16("gone").get();
 }
 // One PEERS entry for "bob" with these services.
 bytes peers_with_services(const std::vector<std::string>& services) {
@@ -839,7 +842,7 @@ TEST(Reject, InvalidServiceNamesInMessages) {
       EXPECT_THROW(encode(peers{false, entries({"bob"}, list)}), protocol_violation);
     }
     EXPECT_THROW(decode(frame_type::service_lost, service_lost_with(s)), protocol_violation);
-    EXPECT_THROW(encode(service_lost{s, "gone"}), protocol_violation);
+    EXPECT_THROW(encode(service_lost{{s}, "gone"}), protocol_violation);
   }
 }
 
@@ -1120,15 +1123,24 @@ TEST(Reject, ServiceLostFields) {
       std::get<service_lost>(decode(frame_type::service_lost, service_lost_with("fax"))).message,
       "gone");
   // Text over 1024 bytes; a message cut short; nothing after the service; trailing bytes.
+  EXPECT_THROW(decode(frame_type::service_lost,
+                      builder().u8(1).str8("ssh").str16(std::string(1025, 'm')).get()),
+               protocol_violation);
   EXPECT_THROW(
-      decode(frame_type::service_lost, builder().str8("ssh").str16(std::string(1025, 'm')).get()),
+      decode(frame_type::service_lost, builder().u8(1).str8("ssh").u16(5).raw("gon").get()),
       protocol_violation);
-  EXPECT_THROW(decode(frame_type::service_lost, builder().str8("ssh").u16(5).raw("gon").get()),
+  EXPECT_THROW(decode(frame_type::service_lost, builder().u8(1).str8("ssh").get()),
                protocol_violation);
-  EXPECT_THROW(decode(frame_type::service_lost, builder().str8("ssh").get()), protocol_violation);
-  EXPECT_THROW(decode(frame_type::service_lost, builder().str8("ssh").str16("").u8(0).get()),
+  EXPECT_THROW(decode(frame_type::service_lost, builder().u8(1).str8("ssh").str16("").u8(0).get()),
                protocol_violation);
-  EXPECT_THROW(encode(service_lost{"ssh", std::string(1025, 'm')}), protocol_violation);
+  EXPECT_THROW(encode(service_lost{{"ssh"}, std::string(1025, 'm')}), protocol_violation);
+  // No service named; the same service twice.
+  EXPECT_THROW(decode(frame_type::service_lost, builder().u8(0).str16("").get()),
+               protocol_violation);
+  EXPECT_THROW(encode(service_lost{{}, "gone"}), protocol_violation);
+  EXPECT_THROW(
+      decode(frame_type::service_lost, builder().u8(2).str8("a").str8("a").str16("").get()),
+      protocol_violation);
 }
 
 // --- garbage ---------------------------------------------------------------------------------
@@ -1419,7 +1431,7 @@ TEST(Garbage, EncodeAcceptsOnlyWhatDecodeAccepts) {
         m = need_lines{static_cast<std::uint16_t>(rng())};
         break;
       default:
-        m = service_lost{service(), text()};
+        m = service_lost{{service()}, text()};
         break;
     }
     bytes frame;

@@ -64,7 +64,8 @@ TEST_P(Demand, TargetWhoseOnlyLineIsPairedIsBusy) {
   });
 }
 
-TEST(Demand, TargetWhoseOnlyLineIsRingingIsBusy) {
+// docs/protocol.md §5 step 1: the demand waits for a line (NEED-LINES) instead of TARGET_BUSY.
+TEST(Demand, TargetWhoseOnlyLineIsRingingIsAskedForALine) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
     auto bob = co_await raw_client::connect(env.endpoint);
@@ -75,8 +76,26 @@ TEST(Demand, TargetWhoseOnlyLineIsRingingIsBusy) {
     co_await alice.send(d);
     co_await bob.expect<p::incoming>();  // ringing; bob does not answer yet
     auto carol = co_await caller_agent(env, "carol");
-    const auto outcome = co_await try_call(carol, "bob", "echo");
-    EXPECT_EQ(outcome.code, err::target_busy) << outcome.message;
+    bool done = false;
+    call_outcome outcome;
+    asio::co_spawn(
+        env.io,
+        [&]() -> awaitable<void> {
+          outcome = co_await try_call(carol, "bob", "echo");
+          done = true;
+        },
+        asio::detached);
+    const auto need = co_await bob.expect<p::need_lines>();
+    EXPECT_EQ(need.count, 1);
+    auto bob2 = co_await raw_client::connect(env.endpoint);
+    const auto ok = co_await bob2.token_login(bob);
+    CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(ok));
+    const auto in = co_await bob2.expect<p::incoming>();
+    EXPECT_EQ(in.caller, "carol");
+    const p::message yes = p::accept{in.session};
+    co_await bob2.send(yes);
+    CO_WAIT_UNTIL(done, 5s);
+    EXPECT_EQ(outcome.code, err::ok) << outcome.message;
   });
 }
 

@@ -49,7 +49,7 @@ namespace switchboard::test {
 inline std::vector<std::string> test_services() {
   return {"a",    "any",  "bulk",  "digest", "echo",  "f",   "fax", "files", "ftp",
           "late", "more", "rude",  "req",    "s",     "silent", "sink", "sleeping", "ssh",
-          "web",  "k",    "guess", "nothing", "partial", "slow"};
+          "web",  "k",    "guess", "nothing", "partial", "slow", "secret"};
 }
 
 using namespace std::chrono_literals;

@@ -92,7 +92,7 @@ TEST(Login, PasswordLoginReturnsLoginOk) {
     const auto ok = co_await c.login("alice", password_of("alice"), 2000);
     EXPECT_NE(ok.line, 0u);
     EXPECT_EQ(ok.keepalive_ms, 2000u);
-    EXPECT_EQ(ok.max_lines, 64u);
+    EXPECT_EQ(ok.max_lines, store::default_max_lines);
     EXPECT_TRUE(std::any_of(ok.token.begin(), ok.token.end(), [](auto b) { return b != 0; }));
     EXPECT_EQ(env.counters().password_logins, 1u);
     EXPECT_EQ(env.hub().lines_of("alice"), 1u);
@@ -124,15 +124,19 @@ TEST(Login, UnknownUserFailsWithBadCredentialsAndCloses) {
   });
 }
 
-TEST(Login, Version2IsUnsupported) {
+// Versions 1 and 3: the relay reads only the version byte and says which version it speaks.
+TEST(Login, OtherVersionsAreUnsupported) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
-    auto c = co_await raw_client::connect(env.endpoint);
-    auto m = login_message("alice", password_of("alice"));
-    m.version = 2;
-    co_await c.send(m);
-    co_await c.expect_fail(err::unsupported_version);
-    co_await c.expect_closed();
+    for (const std::uint8_t version : {1, 3}) {
+      auto c = co_await raw_client::connect(env.endpoint);
+      auto m = login_message("alice", password_of("alice"));
+      m.version = version;
+      co_await c.send(m);
+      const auto f = co_await c.expect_fail(err::unsupported_version);
+      EXPECT_NE(f.message.find("2"), std::string::npos) << f.message;
+      co_await c.expect_closed();
+    }
     EXPECT_EQ(env.logins(), 0u);
   });
 }

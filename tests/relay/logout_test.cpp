@@ -1,4 +1,4 @@
-// LOGOUT and duplicate logins (docs/protocol.md §7).
+// LOGOUT, and instances of one user announcing the same services (docs/protocol.md §7).
 #include "relay/harness.hpp"
 
 namespace switchboard::test {
@@ -84,16 +84,22 @@ TEST(Logout, RawLogoutClosesEveryLineOfTheInstanceOnly) {
   });
 }
 
-TEST(Logout, RawSecondAnsweringInstanceEvictsTheFirst) {
+// docs/protocol.md §7: a second instance announcing the same service takes it over; the first
+// is told (SERVICE-LOST) and keeps its line.
+TEST(Logout, RawSecondInstanceWithTheSameServiceTakesItOver) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
     auto old_line = co_await raw_client::connect(env.endpoint);
-    co_await old_line.login("bob", password_of("bob"));
+    p::login first = login_message("bob", password_of("bob"), 25'000, false);
+    first.services = {"echo"};
+    co_await old_line.send(first);
+    (void)co_await old_line.expect<p::login_ok>();
     auto new_line = co_await raw_client::connect(env.endpoint);
-    co_await new_line.login("bob", password_of("bob"));  // another instance, also answering
-    co_await old_line.expect_logged_out(err::duplicate_login);
-    co_await old_line.expect_closed();
-    EXPECT_EQ(env.hub().lines_of("bob"), 1u);
+    co_await new_line.login("bob", password_of("bob"));  // test_services(), echo among them
+    const auto lost = co_await old_line.expect<p::service_lost>();
+    EXPECT_EQ(lost.services, std::vector<std::string>{"echo"});
+    co_await old_line.expect_alive(3);
+    EXPECT_EQ(env.hub().lines_of("bob"), 2u);
     // Demands reach the new instance.
     auto alice = co_await raw_client::connect(env.endpoint);
     co_await alice.login("alice", password_of("alice"));
@@ -101,20 +107,20 @@ TEST(Logout, RawSecondAnsweringInstanceEvictsTheFirst) {
   });
 }
 
-TEST_P(Logout, SecondAnsweringInstanceEvictsTheFirst) {
+TEST_P(Logout, ASecondInstanceWithTheSameServicesMakesTheFirstStop) {
   relay_env env(GetParam());
   auto served_by_first = std::make_shared<int>(0);
   auto served_by_second = std::make_shared<int>(0);
   env.run([&]() -> awaitable<void> {
     auto first = co_await settled_agent(env, "bob", counting_echo(served_by_first));
     auto second = co_await settled_agent(env, "bob", counting_echo(served_by_second));
-    // The first instance learns it was replaced and stops for good.
+    // The first instance learns that it lost every service and stops for good.
     const auto code = co_await wait_ready_code(first);
     EXPECT_EQ(code, err::duplicate_login);
     const auto call = co_await try_call(first, "alice", "echo");
     EXPECT_EQ(call.code, err::duplicate_login) << call.message;
     CO_WAIT_UNTIL(first->stats().lines_open == 0, 10s);
-    EXPECT_EQ(env.hub().lines_of("bob"), 2u);
+    CO_WAIT_UNTIL(env.hub().lines_of("bob") == 2u, 10s);
     // Demands go to the new instance.
     auto alice = co_await settled_agent(env, "alice");
     for (int i = 0; i < 3; ++i) {
