@@ -48,7 +48,7 @@ def codec():
     frames = {
         "login-password": frame(0x01, bytes([1, 0]) + s8("bob") + s16("secret") + bytes(16)
                                 + struct.pack(">I", 25000) + b"\x01"),
-        "login-token": frame(0x01, bytes([1, 1]) + s8("alice@example.org") + s16(bytes(range(32)))
+        "login-token": frame(0x01, bytes([1, 1]) + s8("alice@example.org") + s16(bytes(range(40)))
                              + bytes(range(16)) + struct.pack(">I", 1000) + b"\x00"),
         "ping": frame(0x02, struct.pack(">Q", 0x0102030405060708)),
         "peers-request": frame(0x03),
@@ -60,7 +60,7 @@ def codec():
         "data": frame(0x10, b"hello"),
         "eof": frame(0x11),
         "terminate": frame(0x12, struct.pack(">H", 21) + s16("peer lost")),
-        "login-ok": frame(0x81, struct.pack(">IIH", 3, 25000, 8) + bytes(range(32))),
+        "login-ok": frame(0x81, struct.pack(">IIH", 3, 25000, 8) + bytes(range(40))),
         "pong": frame(0x82, struct.pack(">Q", 42)),
         "peers": frame(0x83, b"\x01" + struct.pack(">H", 3) + s8("alice") + s8("bob") + s8("c.d")),
         "incoming": frame(0x84, struct.pack(">I", 9) + s8("bob") + s8("web")),

@@ -59,33 +59,35 @@ awaitable<void> agent::logout() {
       break;
     }
   }
+  ticket_.reset();  // the relay revoked it (docs/protocol.md §6)
   pool_changed_.set();
 }
 
 agent::login_credentials agent::credentials() const {
-  if (token_) return {p::auth_method::token, std::string(token_->begin(), token_->end())};
+  if (ticket_) return {p::auth_method::ticket, std::string(ticket_->begin(), ticket_->end())};
   return {p::auth_method::password, opts_.password};
 }
 
 void agent::logged_in(agent_line&, const p::login_ok& ok, p::auth_method how) {
-  token_ = ok.token;
+  ticket_ = ok.ticket;  // the newest: it expires last
   failures_ = 0;
-  if (how == p::auth_method::token) {
-    ++stats_.token_logins;
+  if (how == p::auth_method::ticket) {
+    ++stats_.ticket_logins;
   } else {
     ++stats_.password_logins;
   }
 }
 
-void agent::login_refused(error_code code, const std::string& message, bool used_token) {
-  if (used_token && code == error_code::bad_credentials) {
-    token_.reset();  // the relay forgot our device: log in with the password again, at once
+void agent::login_refused(error_code code, const std::string& message, bool used_ticket) {
+  if (used_ticket && code == error_code::bad_credentials) {
+    ticket_.reset();  // expired or revoked: log in with the password again, at once
     retry_at_once_ = true;
     return;
   }
-  // A logged-in line told LOGGED-OUT(BAD_CREDENTIALS) (user removed, password changed): the token
-  // died with the device (protocol.md §6): the next try is a password login, after the back-off.
-  if (code == error_code::bad_credentials) token_.reset();
+  // A logged-in line told LOGGED-OUT(BAD_CREDENTIALS) (user removed, password changed): the ticket
+  // died with the credential (protocol.md §6): the next try is a password login, after the
+  // back-off.
+  if (code == error_code::bad_credentials) ticket_.reset();
   const bool final_for_instance = code == error_code::duplicate_login;
   const bool login_refusal = code == error_code::bad_credentials ||
                              code == error_code::too_many_lines ||
@@ -118,6 +120,10 @@ void agent::line_ended(agent_line& l) {
       next_attempt_ = now;  // every line of the refused wave ends here, in any order
     } else if (!was_logged_in && next_attempt_ <= now) {
       next_attempt_ = now + next_backoff();
+    } else if (was_logged_in && !l.retired() && next_attempt_ <= now) {
+      // Spread: after a relay restart its devices do not all come back in the same instant.
+      std::uniform_int_distribution<long> spread(0, opts_.reconnect_spread.count());
+      next_attempt_ = now + std::chrono::milliseconds(spread(rng_));
     }
   }
   line_changed();
@@ -143,10 +149,10 @@ awaitable<void> agent::maintain() {
   while (running_) {
     const auto now = clock::now();
     if (now >= next_attempt_) {
-      // Without a line token every line would cost the relay an Argon2id check: open one line
-      // with the password first, and the others once its LOGIN-OK brought the token.
+      // Without a ticket every line would cost the relay an Argon2id check: open one line
+      // with the password first, and the others once its LOGIN-OK brought the ticket.
       const bool first_login_pending =
-          !token_ && std::any_of(lines_.begin(), lines_.end(), [](const auto& l) {
+          !ticket_ && std::any_of(lines_.begin(), lines_.end(), [](const auto& l) {
             return l->state() == line_state::connecting;
           });
       while (running_ && !first_login_pending && count_ready_or_coming() < opts_.vacant_lines) {
@@ -155,7 +161,7 @@ awaitable<void> agent::maintain() {
         retry_at_once_ = false;  // a new wave: its own failures back off again
         asio::co_spawn(
             ex_, [l] { return l->run(); }, asio::detached);
-        if (!token_) break;
+        if (!ticket_) break;
       }
     }
     ++stats_.maintenance_passes;

@@ -24,6 +24,8 @@ struct agent_options {
   milliseconds surplus_idle{60'000};     // surplus vacant lines idle this long are closed
   milliseconds connect_timeout{10'000};  // TCP + TLS + LOGIN of one line
   milliseconds call_timeout{45'000};     // local guard on top of the relay's demand deadline
+  // A logged-in line that was lost is replaced after a random wait of up to this long.
+  milliseconds reconnect_spread{250};
   milliseconds backoff_initial{250};
   milliseconds backoff_max{30'000};
   // One-shot commands give up on a refused login; the long-running agent keeps trying.
