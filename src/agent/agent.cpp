@@ -70,6 +70,7 @@ agent::login_credentials agent::credentials() const {
 
 void agent::logged_in(agent_line&, const p::login_ok& ok, p::auth_method how) {
   ticket_ = ok.ticket;  // the newest: it expires last
+  ticket_renew_at_ = renew_time(ok.ticket);
   failures_ = 0;
   if (how == p::auth_method::ticket) {
     ++stats_.ticket_logins;
@@ -137,6 +138,27 @@ std::chrono::milliseconds agent::next_backoff() {
       static_cast<long>(static_cast<double>(base.count()) * jitter(rng_)));
 }
 
+clock::time_point agent::renew_time(const p::ticket& t) const {
+  std::uint64_t expires = 0;
+  for (std::size_t i = 0; i < 8; ++i) expires = (expires << 8) | t[i];  // docs/protocol.md §6
+  const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  const auto left = std::chrono::seconds(
+      expires > static_cast<std::uint64_t>(unix_now)
+          ? std::min<std::uint64_t>(expires - static_cast<std::uint64_t>(unix_now), 1u << 30)
+          : 0);
+  return clock::now() + std::max<clock::duration>(left / 2, opts_.ticket_renew_min);
+}
+
+void agent::open_line() {
+  auto l = std::make_shared<agent_line>(shared_from_this());
+  lines_.push_back(l);
+  retry_at_once_ = false;  // a new wave: its own failures back off again
+  asio::co_spawn(
+      ex_, [l] { return l->run(); }, asio::detached);
+}
+
 std::size_t agent::count_ready_or_coming() const {
   return static_cast<std::size_t>(std::count_if(lines_.begin(), lines_.end(), [](const auto& l) {
     return l->state() == line_state::connecting || l->state() == line_state::vacant;
@@ -156,12 +178,16 @@ awaitable<void> agent::maintain() {
             return l->state() == line_state::connecting;
           });
       while (running_ && !first_login_pending && count_ready_or_coming() < opts_.vacant_lines) {
-        auto l = std::make_shared<agent_line>(self);
-        lines_.push_back(l);
-        retry_at_once_ = false;  // a new wave: its own failures back off again
-        asio::co_spawn(
-            ex_, [l] { return l->run(); }, asio::detached);
+        open_line();
         if (!ticket_) break;
+      }
+      // Renewal: one more line logs in with the ticket and brings a fresh one; it is surplus and
+      // retires after surplus_idle like any other. Its own LOGIN-OK sets the next renewal.
+      // Long-running agents only: a one-shot command ends long before, and must not risk a
+      // refusal (TOO_MANY_LINES) that would end it.
+      if (running_ && ticket_ && opts_.retry_refused_login && now >= ticket_renew_at_) {
+        ticket_renew_at_ = now + opts_.ticket_renew_min;  // if this line fails, later again
+        open_line();
       }
     }
     ++stats_.maintenance_passes;

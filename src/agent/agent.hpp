@@ -117,6 +117,9 @@ class agent : public std::enable_shared_from_this<agent> {
       std::chrono::steady_clock::time_point now);
   awaitable<std::shared_ptr<agent_line>> vacant_line();
   std::chrono::milliseconds next_backoff();
+  // When half of the ticket's remaining life (by its expires_at and our clock) will have passed.
+  std::chrono::steady_clock::time_point renew_time(const protocol::ticket& t) const;
+  void open_line();
   std::size_t count_ready_or_coming() const;
 
   asio::any_io_executor ex_;
@@ -126,6 +129,8 @@ class agent : public std::enable_shared_from_this<agent> {
   // The newest ticket a LOGIN-OK brought (docs/protocol.md §6); kept when lines are lost (it
   // outlives a relay restart), dropped when the relay refuses it and at logout.
   std::optional<protocol::ticket> ticket_;
+  // When to open one more line only to renew ticket_ (so an idle device's never expires).
+  std::chrono::steady_clock::time_point ticket_renew_at_{};
   incoming_handler incoming_;
   std::list<std::shared_ptr<agent_line>> lines_;
   net::event pool_changed_;       // wakes maintain()

@@ -192,5 +192,30 @@ TEST(Tickets, AgentsComeBackAfterARestartWithoutPasswordChecks) {
   });
 }
 
+// An idle agent renews its ticket before it expires (one more line logs in with it), so after a
+// restart long past its first ticket's expiry it still comes back without a password check.
+TEST(Tickets, AnIdleAgentRenewsItsTicketBeforeItExpires) {
+  auto cfg = test_config();
+  cfg.ticket_lifetime = std::chrono::seconds(4);
+  relay_env env(transport::plaintext, cfg);
+  env.run([&]() -> awaitable<void> {
+    auto opts = env.agent_options("bob");
+    opts.ticket_renew_min = 500ms;
+    opts.surplus_idle = 500ms;
+    auto bob = env.make_agent(opts);
+    bob->set_incoming(echo_handler());
+    co_await start_and_settle(bob, 2);
+    const auto first_login = relay::unix_now();
+    // Its first ticket expires 4 s after first_login (3 s at least, in whole seconds).
+    CO_WAIT_UNTIL(relay::unix_now() >= first_login + 5, 10s);
+    EXPECT_GE(env.counters().ticket_logins, 3u) << "renewals";
+    EXPECT_EQ(bob->stats().lines_lost, 0u);
+    co_await env.restart_relay();
+    CO_WAIT_UNTIL(env.hub().lines_of("bob") >= 2, 10s);
+    EXPECT_EQ(env.counters().password_checks, 0u);
+    EXPECT_EQ(env.counters().failed_ticket_logins, 0u);
+  });
+}
+
 }  // namespace
 }  // namespace switchboard::test
