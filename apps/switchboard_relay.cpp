@@ -42,13 +42,14 @@ std::unique_ptr<store::user_store> open_existing_store(const fs::path& data_dir)
   }
 }
 
-// Warns about each of the data directory, users.db and relay.key that group or others may read
-// or write: password hashes and the relay's private key are for the relay's user alone. Modes
+// Warns about each of the data directory, users.db, relay.key and ticket.key that group or others
+// may read or write: password hashes and the relay's keys are for the relay's user alone. Modes
 // are left as they are (the operator's choice).
 void warn_if_exposed(const fs::path& data_dir) {
   constexpr auto exposed = fs::perms::group_read | fs::perms::group_write | fs::perms::others_read |
                            fs::perms::others_write;
-  for (const fs::path& p : {data_dir, db_path(data_dir), data_dir / "relay.key"}) {
+  for (const fs::path& p :
+       {data_dir, db_path(data_dir), data_dir / "relay.key", data_dir / "ticket.key"}) {
     std::error_code ec;
     const auto st = fs::status(p, ec);
     if (ec || (st.permissions() & exposed) == fs::perms::none) continue;
@@ -71,6 +72,7 @@ net::server_identity identity_for(const relay::relay_config& c) {
 
 int serve(const relay::relay_config& cfg, const std::string& port_file) {
   auto users = store::open_sqlite_store(db_path(cfg.data_dir));
+  const auto ticket_key = relay::load_or_make_ticket_key(cfg.data_dir);  // made on the first start
   net::ssl_ctx_ptr tls;
   if (!cfg.plaintext) {
     const auto id = identity_for(cfg);
@@ -83,7 +85,7 @@ int serve(const relay::relay_config& cfg, const std::string& port_file) {
   warn_if_exposed(cfg.data_dir);
   spdlog::debug("open files limit: {}", cli::raise_fd_limit());
   asio::io_context io(1);
-  relay::server srv(io, cfg, *users, std::move(tls));
+  relay::server srv(io, cfg, *users, std::move(tls), ticket_key);
   const auto ep = srv.listen(net::parse_endpoint(cfg.listen));
   srv.start();
   spdlog::info("relay listening on {} (data in {})", net::to_string(ep), cfg.data_dir.string());
@@ -99,8 +101,8 @@ int serve(const relay::relay_config& cfg, const std::string& port_file) {
   io.run();
   cli::retire_signal_handlers(signals);
   const auto& c = srv.state().counters();
-  spdlog::info("relay stopped: {} password logins, {} token logins, {} sessions", c.password_logins,
-               c.token_logins, c.sessions_paired);
+  spdlog::info("relay stopped: {} password logins, {} ticket logins, {} sessions",
+               c.password_logins, c.ticket_logins, c.sessions_paired);
   return 0;
 }
 

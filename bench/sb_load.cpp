@@ -926,7 +926,7 @@ int run_client(const std::string& workload, const conn_options& o, std::size_t d
           if (a) {
             const auto s = a->stats();
             j["agent"] = {{"password_logins", s.password_logins},
-                          {"token_logins", s.token_logins},
+                          {"ticket_logins", s.ticket_logins},
                           {"lines_lost", s.lines_lost},
                           {"sessions", s.sessions},
                           {"lines_open", s.lines_open}};

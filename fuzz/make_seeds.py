@@ -56,8 +56,8 @@ def login(auth, user, secret, instance, keepalive_ms, flags, *names, version=2):
 def codec():
     frames = {
         "login-password": login(0, "bob", "secret", bytes(16), 25000, 0, "ssh", "fax"),
-        "login-token": login(1, "alice@example.org", bytes(range(32)), bytes(range(16)), 1000, 1),
-        "login-calls-only": login(1, "bob", bytes(range(32)), bytes(16), 1000, 1, "ssh"),
+        "login-token": login(1, "alice@example.org", bytes(range(40)), bytes(range(16)), 1000, 1),
+        "login-calls-only": login(1, "bob", bytes(range(40)), bytes(16), 1000, 1, "ssh"),
         "login-32-services": login(0, "carol", "pw", bytes(16), 25000, 0,
                                    *["s%d" % i for i in range(32)]),
         # Version 1's layout (no service list): decodes to its version alone.
@@ -75,7 +75,7 @@ def codec():
         "data": frame(0x10, b"hello"),
         "eof": frame(0x11),
         "terminate": frame(0x12, struct.pack(">H", 21) + s16("peer lost")),
-        "login-ok": frame(0x81, struct.pack(">IIH", 3, 25000, 8) + bytes(range(32))),
+        "login-ok": frame(0x81, struct.pack(">IIH", 3, 25000, 8) + bytes(range(40))),
         "pong": frame(0x82, struct.pack(">Q", 42)),
         "peers": frame(0x83, b"\x01" + struct.pack(">H", 3) + s8("alice") + services("ssh")
                        + s8("bob") + services("fax", "ssh") + s8("c.d") + services()),

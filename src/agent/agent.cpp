@@ -61,11 +61,12 @@ awaitable<void> agent::logout() {
       break;
     }
   }
+  ticket_.reset();  // the relay revoked it (docs/protocol.md §6)
   pool_changed_.set();
 }
 
 agent::login_credentials agent::credentials() const {
-  if (token_) return {p::auth_method::token, std::string(token_->begin(), token_->end())};
+  if (ticket_) return {p::auth_method::ticket, std::string(ticket_->begin(), ticket_->end())};
   return {p::auth_method::password, opts_.password};
 }
 
@@ -75,7 +76,7 @@ void agent::set_incoming(std::vector<std::string> services, incoming_handler h) 
   const bool changed = services != services_;
   services_ = std::move(services);
   incoming_ = std::move(h);
-  if (changed && running_ && token_) {
+  if (changed && running_ && ticket_) {
     asio::co_spawn(
         ex_, [self = shared_from_this()] { return self->announce_services(); }, asio::detached);
   }
@@ -125,26 +126,28 @@ void agent::services_lost(const std::vector<std::string>& lost, const std::strin
 }
 
 void agent::logged_in(agent_line& l, const p::login_ok& ok, p::auth_method how) {
-  token_ = ok.token;
+  ticket_ = ok.ticket;  // the newest: it expires last
+  ticket_renew_at_ = renew_time(ok.ticket);
   max_lines_ = ok.max_lines;
   if (!l.calls_only() && requested_ > 0) --requested_;
   failures_ = 0;
-  if (how == p::auth_method::token) {
-    ++stats_.token_logins;
+  if (how == p::auth_method::ticket) {
+    ++stats_.ticket_logins;
   } else {
     ++stats_.password_logins;
   }
 }
 
-void agent::login_refused(error_code code, const std::string& message, bool used_token) {
-  if (used_token && code == error_code::bad_credentials) {
-    token_.reset();  // the relay forgot our device: log in with the password again, at once
+void agent::login_refused(error_code code, const std::string& message, bool used_ticket) {
+  if (used_ticket && code == error_code::bad_credentials) {
+    ticket_.reset();  // expired or revoked: log in with the password again, at once
     retry_at_once_ = true;
     return;
   }
-  // A logged-in line told LOGGED-OUT(BAD_CREDENTIALS) (user removed, password changed): the token
-  // died with the device (protocol.md §6): the next try is a password login, after the back-off.
-  if (code == error_code::bad_credentials) token_.reset();
+  // A logged-in line told LOGGED-OUT(BAD_CREDENTIALS) (user removed, password changed): the ticket
+  // died with the credential (protocol.md §6): the next try is a password login, after the
+  // back-off.
+  if (code == error_code::bad_credentials) ticket_.reset();
   const bool final_for_instance = code == error_code::duplicate_login;
   const bool login_refusal = code == error_code::bad_credentials ||
                              code == error_code::too_many_lines ||
@@ -177,6 +180,10 @@ void agent::line_ended(agent_line& l) {
       next_attempt_ = now;  // every line of the refused wave ends here, in any order
     } else if (!was_logged_in && next_attempt_ <= now) {
       next_attempt_ = now + next_backoff();
+    } else if (was_logged_in && !l.retired() && next_attempt_ <= now) {
+      // Spread: after a relay restart its devices do not all come back in the same instant.
+      std::uniform_int_distribution<long> spread(0, opts_.reconnect_spread.count());
+      next_attempt_ = now + std::chrono::milliseconds(spread(rng_));
     }
   }
   line_changed();
@@ -200,6 +207,27 @@ agent::kind_count agent::count(bool calls_only) const {
   return c;
 }
 
+clock::time_point agent::renew_time(const p::ticket& t) const {
+  std::uint64_t expires = 0;
+  for (std::size_t i = 0; i < 8; ++i) expires = (expires << 8) | t[i];  // docs/protocol.md §6
+  const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  const auto left = std::chrono::seconds(
+      expires > static_cast<std::uint64_t>(unix_now)
+          ? std::min<std::uint64_t>(expires - static_cast<std::uint64_t>(unix_now), 1u << 30)
+          : 0);
+  return clock::now() + std::max<clock::duration>(left / 2, opts_.ticket_renew_min);
+}
+
+void agent::open_line(bool calls_only) {
+  auto l = std::make_shared<agent_line>(shared_from_this(), calls_only);
+  lines_.push_back(l);
+  retry_at_once_ = false;  // a new wave: its own failures back off again
+  asio::co_spawn(
+      ex_, [l] { return l->run(); }, asio::detached);
+}
+
 std::size_t agent::ready_target(bool calls_only) const {
   const bool answering = !services_.empty();
   if (calls_only) return (answering ? 0 : opts_.vacant_lines) + waiting_callers_;
@@ -207,11 +235,10 @@ std::size_t agent::ready_target(bool calls_only) const {
 }
 
 void agent::open_lines() {
-  auto self = shared_from_this();
-  // Without a line token every line would cost the relay an Argon2id check: one line logs in
-  // with the password first, the others once its LOGIN-OK brought the token.
+  // Without a ticket every line would cost the relay an Argon2id check: one line logs in with
+  // the password first, the others once its LOGIN-OK brought the ticket.
   const bool first_login_pending =
-      !token_ && std::any_of(lines_.begin(), lines_.end(),
+      !ticket_ && std::any_of(lines_.begin(), lines_.end(),
                              [](const auto& l) { return l->state() == line_state::connecting; });
   if (first_login_pending) return;
   std::size_t connecting = count(true).connecting + count(false).connecting;
@@ -220,14 +247,10 @@ void agent::open_lines() {
     std::size_t have = c.vacant + c.connecting;
     while (running_ && have < ready_target(calls_only) && connecting < opts_.max_connecting &&
            (max_lines_ == 0 || lines_.size() < max_lines_)) {
-      auto l = std::make_shared<agent_line>(self, calls_only);
-      lines_.push_back(l);
+      open_line(calls_only);
       ++have;
       ++connecting;
-      retry_at_once_ = false;  // a new wave: its own failures back off again
-      asio::co_spawn(
-          ex_, [l] { return l->run(); }, asio::detached);
-      if (!token_) return;
+      if (!ticket_) return;
     }
   }
 }
@@ -238,7 +261,17 @@ awaitable<void> agent::maintain() {
   auto self = shared_from_this();
   while (running_) {
     const auto now = clock::now();
-    if (now >= next_attempt_) open_lines();
+    if (now >= next_attempt_) {
+      open_lines();
+      // Renewal: one more line logs in with the ticket and brings a fresh one; it is surplus and
+      // retires after surplus_idle like any other. Its own LOGIN-OK sets the next renewal.
+      // Long-running agents only: a one-shot command ends long before, and must not risk a
+      // refusal (TOO_MANY_LINES) that would end it.
+      if (running_ && ticket_ && opts_.retry_refused_login && now >= ticket_renew_at_) {
+        ticket_renew_at_ = now + opts_.ticket_renew_min;  // if this line fails, later again
+        open_line(services_.empty());
+      }
+    }
     ++stats_.maintenance_passes;
     const auto retire_next = retire_surplus(now);
     // No polling: every change of a line wakes this loop (line_changed), so it sleeps until the

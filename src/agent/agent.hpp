@@ -65,7 +65,7 @@ class call_error : public std::runtime_error {
 
 struct agent_stats {
   std::uint64_t password_logins = 0;
-  std::uint64_t token_logins = 0;
+  std::uint64_t ticket_logins = 0;
   std::uint64_t lines_lost = 0;  // lines that died or were replaced
   std::uint64_t sessions = 0;    // calls placed plus calls accepted
   // Passes of the pool's maintenance loop: one per change of a line, per back-off or surplus
@@ -113,7 +113,7 @@ class agent : public std::enable_shared_from_this<agent> {
   };
   login_credentials credentials() const;
   void logged_in(agent_line& l, const protocol::login_ok& ok, protocol::auth_method how);
-  void login_refused(protocol::error_code code, const std::string& message, bool used_token);
+  void login_refused(protocol::error_code code, const std::string& message, bool used_ticket);
   void line_changed();  // a line's state changed: the pool may need a new line
   void line_ended(agent_line& l);
   void lines_needed(std::uint16_t count);  // NEED-LINES
@@ -132,8 +132,9 @@ class agent : public std::enable_shared_from_this<agent> {
   // A vacant line to place a call (or query, or announce) on, opened if need be.
   awaitable<std::shared_ptr<agent_line>> vacant_line();
   std::chrono::milliseconds next_backoff();
-  // Opens the lines the pool lacks now; true if it opened any.
+  // Opens the lines the pool lacks now.
   void open_lines();
+  void open_line(bool calls_only);
   struct kind_count {
     std::size_t vacant = 0;
     std::size_t connecting = 0;
@@ -142,12 +143,18 @@ class agent : public std::enable_shared_from_this<agent> {
   // How many vacant (or connecting) lines of a kind the pool keeps.
   std::size_t ready_target(bool calls_only) const;
   awaitable<void> announce_services();
+  // When half of the ticket's remaining life (by its expires_at and our clock) will have passed.
+  std::chrono::steady_clock::time_point renew_time(const protocol::ticket& t) const;
 
   asio::any_io_executor ex_;
   agent_options opts_;
   net::ssl_ctx_ptr tls_;
   protocol::instance_id instance_{};
-  std::optional<protocol::line_token> token_;
+  // The newest ticket a LOGIN-OK brought (docs/protocol.md §6); kept when lines are lost (it
+  // outlives a relay restart), dropped when the relay refuses it and at logout.
+  std::optional<protocol::ticket> ticket_;
+  // When to open one more line only to renew ticket_ (so an idle device's never expires).
+  std::chrono::steady_clock::time_point ticket_renew_at_{};
   incoming_handler incoming_;
   std::vector<std::string> services_;  // sorted
   std::uint16_t max_lines_ = 0;        // from LOGIN-OK; 0 until the first login
@@ -162,7 +169,7 @@ class agent : public std::enable_shared_from_this<agent> {
   // When the next line may be opened. One failed wave of lines moves it once, however many
   // lines of the wave fail.
   std::chrono::steady_clock::time_point next_attempt_{};
-  // Set when the relay refused our line token (it restarted or forgot us), until the next line
+  // Set when the relay refused our ticket (expired, password changed), until the next line
   // is opened: that line logs in with the password at once instead of after a back-off, however
   // the endings of the refused wave's lines interleave with the refusals.
   bool retry_at_once_ = false;

@@ -156,7 +156,7 @@ awaitable<void> agent_line::connect_and_login() {
   if (!h) throw line_gone("relay closed the line during login");
   const auto reply = co_await net::read_control(*stream_, *h);
   if (const auto* f = std::get_if<p::fail>(&reply)) {
-    owner_->login_refused(f->code, f->message, creds.auth == p::auth_method::token);
+    owner_->login_refused(f->code, f->message, creds.auth == p::auth_method::ticket);
     throw call_error(f->code, "login refused: " + f->message);
   }
   const auto* ok = std::get_if<p::login_ok>(&reply);

@@ -25,6 +25,11 @@ struct agent_options {
   milliseconds surplus_idle{60'000};     // surplus vacant lines idle this long are closed
   milliseconds connect_timeout{10'000};  // TCP + TLS + LOGIN of one line
   milliseconds call_timeout{45'000};     // local guard on top of the relay's demand deadline
+  // A logged-in line that was lost is replaced after a random wait of up to this long.
+  milliseconds reconnect_spread{250};
+  // A ticket is renewed (one more line, which logs in with it) when half its remaining life has
+  // passed, but no sooner than this after it came: a skewed clock cannot make it churn.
+  milliseconds ticket_renew_min{60'000};
   milliseconds backoff_initial{250};
   milliseconds backoff_max{30'000};
   // One-shot commands give up on a refused login; the long-running agent keeps trying.

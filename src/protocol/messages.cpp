@@ -131,11 +131,11 @@ std::vector<std::string> read_services(reader& r, std::size_t most = max_service
 }
 
 void check_secret(auth_method auth, const std::string& secret) {
-  if (auth != auth_method::token && auth != auth_method::password) {
+  if (auth != auth_method::ticket && auth != auth_method::password) {
     throw protocol_violation("unknown auth method");
   }
-  if (auth == auth_method::token && secret.size() != token_size) {
-    throw protocol_violation("line token must be 32 bytes");
+  if (auth == auth_method::ticket && secret.size() != ticket_size) {
+    throw protocol_violation("ticket must be 40 bytes");
   }
   if (auth == auth_method::password && (secret.empty() || secret.size() > max_password)) {
     throw protocol_violation("password must be 1..1024 bytes");
@@ -183,7 +183,7 @@ struct encoder {
     w.u32(m.line);
     w.u32(m.keepalive_ms);
     w.u16(m.max_lines);
-    w.raw(m.token);
+    w.raw(m.ticket);
   }
   void operator()(const peers& m) {
     if (m.users.size() > max_peers_listed) throw protocol_violation("PEERS lists over 512 users");
@@ -286,7 +286,7 @@ message decode_fields(frame_type type, reader& r) {
       m.line = r.u32();
       m.keepalive_ms = r.u32();
       m.max_lines = r.u16();
-      m.token = r.fixed<token_size>();
+      m.ticket = r.fixed<ticket_size>();
       return m;
     }
     case frame_type::peers: {

@@ -19,17 +19,18 @@
 namespace switchboard::protocol {
 
 constexpr std::uint8_t protocol_version = 2;
-constexpr std::size_t token_size = 32;
+// A login ticket (docs/protocol.md §6): u64 expires_at, then a 32-byte HMAC. Opaque to agents.
+constexpr std::size_t ticket_size = 40;
 constexpr std::size_t instance_size = 16;
 constexpr std::size_t max_peers_listed = 512;
 constexpr std::size_t max_services = 32;  // per instance: LOGIN and ANNOUNCE (docs/protocol.md §3)
 // PEERS must also fit a control frame: flags + count + the str8 entries <= max_control_payload.
 constexpr std::size_t peers_fixed_bytes = 3;
 
-using line_token = std::array<std::uint8_t, token_size>;
+using ticket = std::array<std::uint8_t, ticket_size>;
 using instance_id = std::array<std::uint8_t, instance_size>;
 
-enum class auth_method : std::uint8_t { password = 0, token = 1 };
+enum class auth_method : std::uint8_t { password = 0, ticket = 1 };
 
 // Aggregate (tests and callers build it field by field); never brace-initialise one inside a
 // co_await expression.
@@ -37,7 +38,7 @@ struct login {
   std::uint8_t version = protocol_version;
   auth_method auth = auth_method::password;
   std::string user;
-  std::string secret;  // password, or the 32 raw token bytes
+  std::string secret;  // password, or the 40 raw ticket bytes
   instance_id instance{};
   std::uint32_t keepalive_ms = 25000;
   // The services this instance answers (docs/protocol.md §7); none: it only places calls. A LOGIN
@@ -84,7 +85,7 @@ struct login_ok {
   std::uint32_t line = 0;
   std::uint32_t keepalive_ms = 0;
   std::uint16_t max_lines = 0;
-  line_token token{};
+  protocol::ticket ticket{};
 };
 struct pong {
   std::uint64_t nonce = 0;

@@ -1,6 +1,5 @@
 #include "relay/admission.hpp"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <functional>
@@ -87,22 +86,62 @@ awaitable<login_verdict> admission::check(const line& l, const p::login& m,
   }
   if (hub_.draining())
     co_return login_verdict::refused(error_code::relay_shutdown, "relay is stopping");
-  if (m.auth == p::auth_method::token) co_return check_token(m);
+  if (m.auth == p::auth_method::ticket) {
+    login_verdict v = co_await check_ticket(l, m);
+    co_return v;
+  }
   login_verdict v = co_await check_password(l, m, key);
   co_return v;
 }
 
-login_verdict admission::check_token(const p::login& m) {
-  const device* d = hub_.find_device(m.user, m.instance);
-  const bool ok = d && CRYPTO_memcmp(d->token.data(), m.secret.data(), p::token_size) == 0;
-  if (!ok) {
-    ++hub_.counters().failed_logins;
-    ++hub_.counters().failed_token_logins;
-    return login_verdict::refused(error_code::bad_credentials,
-                                  std::string(p::error_text(error_code::bad_credentials)));
+namespace {
+// The user's record as the store has it now, and the store generation read before it.
+struct store_read {
+  std::uint64_t generation = 0;
+  std::optional<store::user_record> record;
+};
+
+login_verdict refused_ticket(hub_counters& c) {
+  ++c.failed_logins;
+  ++c.failed_ticket_logins;
+  return login_verdict::refused(error_code::bad_credentials,
+                                std::string(p::error_text(error_code::bad_credentials)));
+}
+}  // namespace
+
+awaitable<login_verdict> admission::check_ticket(const line& l, const p::login& m) {
+  p::ticket t{};
+  std::copy(m.secret.begin(), m.secret.end(), t.begin());  // 40 bytes: the codec checked
+  const std::uint64_t now = unix_now();
+  if (ticket_expiry(t) <= now || hub_.tickets_revoked(m.user, m.instance, now)) {
+    co_return refused_ticket(hub_.counters());
   }
-  ++hub_.counters().token_logins;
-  return login_verdict::accepted(d->settings, std::nullopt, d->credential);
+  if (const device* d = hub_.find_device(m.user, m.instance)) {
+    if (!ticket_matches(hub_.tickets_key(), t, m.user, m.instance, d->credential)) {
+      co_return refused_ticket(hub_.counters());
+    }
+    ++hub_.counters().ticket_logins;
+    co_return login_verdict::accepted(d->settings, std::nullopt, d->credential);
+  }
+  // An instance this relay does not know (it restarted, or the ticket comes from another node):
+  // the user's current record says which credential the ticket must be bound to.
+  ++hub_.counters().ticket_store_reads;
+  store::user_store& users = hub_.users();
+  auto read = [&users, user = m.user] {
+    store_read r;
+    r.generation = users.generation();  // before the read: a change after it is seen as one
+    r.record = users.find_user(user);
+    return r;
+  };
+  const store_read found = co_await net::offload(hub_.store_pool(), std::move(read));
+  if (l.closing()) co_return login_verdict::refused(error_code::login_timeout, "the line closed");
+  if (!found.record ||
+      !ticket_matches(hub_.tickets_key(), t, m.user, m.instance, found.record->credential)) {
+    co_return refused_ticket(hub_.counters());
+  }
+  ++hub_.counters().ticket_logins;
+  co_return login_verdict::accepted(found.record->settings, found.generation,
+                                    found.record->credential);
 }
 
 namespace {

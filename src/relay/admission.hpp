@@ -6,13 +6,15 @@
 // - the queue of password checks: auth_threads run at a time; of the others, those of a source
 //   address and user ID that logged in with a right password before go first, so a spray of
 //   guesses from many addresses cannot make known devices wait behind it;
-// - the verdict on a LOGIN's credentials: Argon2id on the hub's auth pool for a password, a
-//   constant-time compare for a line token (which never touches the buckets: a stale token is not
-//   a guessed password, and the check is cheap).
+// - the verdict on a LOGIN's credentials: Argon2id on the hub's auth pool for a password; for a
+//   ticket an HMAC, plus one read of the user's record on the hub's store pool when the instance
+//   is not known here (after a restart), never Argon2id. A ticket never touches the buckets: one
+//   that does not verify is not a guessed password, and its check is cheap.
 // A line reads its LOGIN, asks check() and sends what it says; the hub then places the line with
 // its device (hub::admit: max_lines, duplicate logins).
 //
-// Threading: control thread only; the password check itself runs on the hub's auth pool.
+// Threading: control thread only; password checks run on the hub's auth pool, store reads for
+// tickets on its store pool.
 // Ownership: owned by the hub; it keeps raw pointers to waiting lines, each removed by leave()
 // (login or teardown) before the line can be destroyed.
 #pragma once
@@ -36,14 +38,14 @@ namespace switchboard::relay {
 class hub;
 class line;
 
-// What check() found. code ok: the credentials are right (settings to apply, and for a password
-// login the store generation they were read at).
+// What check() found. code ok: the credentials are right (settings to apply, and when they were
+// read from the store, the store generation they were read at).
 struct login_verdict {
   protocol::error_code code = protocol::error_code::ok;
   std::string text;  // for the FAIL: why, for people
   store::user_settings settings;
   std::optional<std::uint64_t> generation;
-  std::uint64_t credential = 0;  // user_record::credential (token: the device's)
+  std::uint64_t credential = 0;  // user_record::credential (known device's ticket: the device's)
 
   static login_verdict refused(protocol::error_code code, std::string why) {
     login_verdict v;
@@ -90,7 +92,7 @@ class admission {
  private:
   awaitable<login_verdict> check_password(const line& l, const protocol::login& m,
                                           const std::string& key);
-  login_verdict check_token(const protocol::login& m);
+  awaitable<login_verdict> check_ticket(const line& l, const protocol::login& m);
   // Waits (if auth_threads checks run) for a turn to run a check; false: `l` closed meanwhile.
   awaitable<bool> take_turn(const line& l, bool known);
   // A check ended: its turn passes to the next queued one, known pairs first.

@@ -27,6 +27,8 @@ struct relay_config {
   milliseconds ring_timeout{10'000};
   milliseconds release_timeout{10'000};
   milliseconds drain_timeout{30'000};  // SIGTERM: how long sessions may finish
+  // How long a login ticket stays valid (docs/protocol.md §6): each LOGIN-OK gives a fresh one.
+  std::chrono::seconds ticket_lifetime{86'400};
 
   double login_failure_burst = 10;       // failed logins allowed per address and per user ID...
   double login_failure_refill_s = 6;     // ...then one more every this many seconds

@@ -42,7 +42,7 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
     const std::string w = where + " [timeouts]";
     net::check_keys(*tt,
                     {"login_ms", "keepalive_max_ms", "keepalive_min_ms", "demand_ms", "ring_ms",
-                     "release_ms", "drain_ms", "settings_poll_ms"},
+                     "release_ms", "drain_ms", "settings_poll_ms", "ticket_lifetime_s"},
                     w);
     c.login_timeout = net::get_ms(*tt, "login_ms", c.login_timeout, w);
     c.max_keepalive = net::get_ms(*tt, "keepalive_max_ms", c.max_keepalive, w);
@@ -52,6 +52,8 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
     c.release_timeout = net::get_ms(*tt, "release_ms", c.release_timeout, w);
     c.drain_timeout = net::get_ms(*tt, "drain_ms", c.drain_timeout, w);
     c.settings_poll = net::get_ms(*tt, "settings_poll_ms", c.settings_poll, w);
+    c.ticket_lifetime = std::chrono::seconds(net::get_count<std::int64_t>(
+        *tt, "ticket_lifetime_s", c.ticket_lifetime.count(), w, 31'622'400));
   }
   if (const auto* lt = t.get_as<toml::table>("limits")) {
     const std::string w = where + " [limits]";
@@ -94,6 +96,9 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   }
   if (!(c.caller_line_share > 0 && c.caller_line_share <= 1)) {
     throw std::runtime_error(where + ": caller_line_share must be above 0 and at most 1");
+  }
+  if (c.ticket_lifetime.count() < 60) {
+    throw std::runtime_error(where + ": ticket_lifetime_s must be at least 60");
   }
   if (c.ring_timeout.count() < 100) {
     throw std::runtime_error(where + ": ring_ms must be at least 100");

@@ -1,6 +1,5 @@
 #include "relay/hub.hpp"
 
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <fmt/ranges.h>
@@ -14,18 +13,20 @@ namespace switchboard::relay {
 
 namespace p = protocol;
 
-hub::hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users)
+hub::hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users, ticket_key key)
     : ex_(std::move(ex)),
       cfg_(std::move(cfg)),
       users_(users),
       forwarders_(cfg_.forward_threads),
       auth_pool_(std::max(1u, cfg_.auth_threads)),
+      ticket_key_(key),
       deadline_timer_(ex_),
       trim_timer_(ex_),
       settings_timer_(ex_) {}
 
 hub::~hub() {
   auth_pool_.join();
+  store_pool_.join();
 }
 
 void hub::remove_line(line* l) {
@@ -109,6 +110,16 @@ void hub::on_trim_timer() {
   ::malloc_trim(0);
 }
 
+p::ticket hub::issue_ticket(const device& d) const {
+  const auto expires = unix_now() + static_cast<std::uint64_t>(cfg_.ticket_lifetime.count());
+  return make_ticket(ticket_key_, d.user, d.instance, expires, d.credential);
+}
+
+void hub::revoke_tickets(const device& d) {
+  revoked_.revoke(d.user, d.instance,
+                  unix_now() + static_cast<std::uint64_t>(cfg_.ticket_lifetime.count()) + 1);
+}
+
 device* hub::find_device(const std::string& user, const p::instance_id& instance) {
   auto it = devices_.find(user);
   if (it == devices_.end()) return nullptr;
@@ -131,7 +142,7 @@ device& hub::claim_device(const std::string& user, const p::instance_id& instanc
                           const store::user_settings& settings, std::uint64_t credential,
                           const std::vector<std::string>& services) {
   if (device* d = find_device(user, instance)) {
-    d->settings = settings;  // a password login brings the store's current settings
+    d->settings = settings;  // a password or ticket login brings the store's settings
     d->credential = credential;
     return *d;
   }
@@ -140,9 +151,6 @@ device& hub::claim_device(const std::string& user, const p::instance_id& instanc
   d->instance = instance;
   d->settings = settings;
   d->credential = credential;
-  if (RAND_bytes(d->token.data(), static_cast<int>(d->token.size())) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
-  }
   auto& list = devices_[user];
   list.push_back(std::move(d));
   device& made = *list.back();
@@ -221,7 +229,8 @@ void hub::detach_from_device(line* l) {
   if (!d) return;
   std::erase(d->lines, l);
   if (!d->lines.empty()) return;
-  // The line token dies with the instance's last line, and so do the demands waiting for it.
+  // The device goes with its last line (its tickets stay valid: another line, a restart), and
+  // so do the demands waiting for it.
   fail_waiting(*d, p::error_code::target_offline, "the target's last line closed");
   auto it = devices_.find(d->user);
   std::erase_if(it->second, [d](const auto& p) { return p.get() == d; });

@@ -26,6 +26,7 @@
 #include "relay/admission.hpp"
 #include "relay/config.hpp"
 #include "relay/forward_threads.hpp"
+#include "relay/tickets.hpp"
 #include "store/user_store.hpp"
 
 namespace switchboard::relay {
@@ -45,10 +46,9 @@ struct waiting_demand {
 struct device {
   std::string user;
   protocol::instance_id instance{};
-  protocol::line_token token{};
   std::vector<std::string> services;  // sorted; empty: the instance only places calls
   store::user_settings settings;
-  std::uint64_t credential = 0;  // user_record::credential of its last password login
+  std::uint64_t credential = 0;  // user_record::credential its tickets are bound to
   std::vector<line*> lines;      // every logged-in line of this device, oldest first
   // Demands waiting for one of its lines, in arrival order. Entries whose caller left or whose
   // session ended are stale and dropped when met.
@@ -81,11 +81,12 @@ struct session {
 };
 
 struct hub_counters {
-  std::uint64_t password_logins = 0;  // successful Argon2id logins
-  std::uint64_t token_logins = 0;     // successful line-token logins
-  std::uint64_t password_checks = 0;  // Argon2id checks started (right or wrong)
+  std::uint64_t password_logins = 0;     // successful Argon2id logins
+  std::uint64_t ticket_logins = 0;       // successful ticket logins
+  std::uint64_t password_checks = 0;     // Argon2id checks started (right or wrong)
+  std::uint64_t ticket_store_reads = 0;  // ticket logins of instances not known here (a restart)
   std::uint64_t failed_logins = 0;
-  std::uint64_t failed_token_logins = 0;    // of failed_logins: with a line token no longer valid
+  std::uint64_t failed_ticket_logins = 0;   // of failed_logins: with a ticket that did not verify
   std::uint64_t refused_connections = 0;    // closed at accept: too many waiting to log in
   std::uint64_t evicted_waiting = 0;        // waiting lines closed to make room for another address
   std::uint64_t caller_share_refusals = 0;  // demands refused: the caller holds its share
@@ -118,7 +119,10 @@ struct admit_result {
 
 class hub {
  public:
-  hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users);
+  // `key` signs and checks login tickets (docs/protocol.md §6): relays sharing it and the user
+  // store accept each other's tickets.
+  hub(asio::any_io_executor ex, relay_config cfg, store::user_store& users,
+      ticket_key key = random_ticket_key());
   ~hub();
 
   const relay_config& config() const { return cfg_; }
@@ -130,6 +134,19 @@ class hub {
   hub_counters& counters() { return counters_; }
   relay::admission& admission() { return admission_; }
   asio::thread_pool& auth_pool() { return auth_pool_; }
+  // One thread for short store reads (a ticket login of an instance not known here): they never
+  // wait behind the Argon2id checks on the auth pool.
+  asio::thread_pool& store_pool() { return store_pool_; }
+
+  // Tickets (docs/protocol.md §6). A fresh ticket for device `d`, valid for ticket_lifetime.
+  protocol::ticket issue_ticket(const device& d) const;
+  const ticket_key& tickets_key() const { return ticket_key_; }
+  // LOGOUT: `d`'s instance's tickets are refused until the last one issued has expired.
+  void revoke_tickets(const device& d);
+  bool tickets_revoked(const std::string& user, const protocol::instance_id& instance,
+                       std::uint64_t now) {
+    return revoked_.revoked(user, instance, now);
+  }
 
   void add_line(line* l) { all_lines_.insert(l); }
   // Also drops every queued deadline once the last line is gone, so an idle relay holds no
@@ -215,6 +232,9 @@ class hub {
   // Declared before anything a line refers to, so it is destroyed (threads joined) after them.
   forward_threads forwarders_;
   asio::thread_pool auth_pool_;
+  asio::thread_pool store_pool_{1};
+  ticket_key ticket_key_;
+  revoked_instances revoked_;
   relay::admission admission_{*this};
   // User ID -> its logged-in instances. A user with no instance has no entry.
   std::map<std::string, std::vector<std::unique_ptr<device>>> devices_;

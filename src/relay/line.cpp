@@ -235,9 +235,9 @@ awaitable<void> line::authenticate() {
       std::clamp(std::chrono::milliseconds(m.keepalive_ms), cfg.min_keepalive, cfg.max_keepalive);
   set_state(line_state::vacant);
   spdlog::info("{}: logged in from {} ({}, keep-alive {} ms)", tag(), remote_,
-               m.auth == p::auth_method::token ? "token" : "password", keepalive_.count());
+               m.auth == p::auth_method::ticket ? "ticket" : "password", keepalive_.count());
   co_await send(p::login_ok{id_, static_cast<std::uint32_t>(keepalive_.count()),
-                            device_->settings.max_lines, device_->token});
+                            device_->settings.max_lines, hub_.issue_ticket(*device_)});
   hub_.line_vacant(*this);
 }
 
@@ -451,6 +451,7 @@ awaitable<void> line::on(const p::peers_request&) {
 
 awaitable<void> line::on(const p::logout&) {
   spdlog::info("{}: logout", tag());
+  hub_.revoke_tickets(*device_);
   hub_.evict_device(device_, error_code::ok, "logged out");
   co_return;
 }

@@ -10,10 +10,10 @@
 namespace switchboard::relay {
 
 server::server(asio::io_context& io, relay_config cfg, store::user_store& users,
-               net::ssl_ctx_ptr tls)
+               net::ssl_ctx_ptr tls, ticket_key key)
     : io_(io),
       tls_(std::move(tls)),
-      hub_(io.get_executor(), std::move(cfg), users),
+      hub_(io.get_executor(), std::move(cfg), users, key),
       acceptor_(io) {}
 
 server::~server() = default;

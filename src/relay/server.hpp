@@ -17,7 +17,9 @@ class server {
  public:
   // `tls` null means plaintext (the configuration must have asked for it). `users` must outlive
   // the server. All lines run on `io`'s executor.
-  server(asio::io_context& io, relay_config cfg, store::user_store& users, net::ssl_ctx_ptr tls);
+  // `key` signs login tickets (hub.hpp).
+  server(asio::io_context& io, relay_config cfg, store::user_store& users, net::ssl_ctx_ptr tls,
+         ticket_key key = random_ticket_key());
   ~server();
 
   // Binds and listens. Port 0 picks a free port; the bound endpoint is returned.

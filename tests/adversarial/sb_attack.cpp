@@ -338,7 +338,7 @@ struct instance {
   std::string password;
   std::vector<std::string> services;
   p::instance_id id{};
-  p::line_token token{};
+  p::ticket token{};
   bool have_token = false;
   std::mutex mu;
 
@@ -366,7 +366,7 @@ login_outcome login_on(conn& c, instance& inst, bool with_password,
     m.secret = inst.password;
   } else {
     std::lock_guard lock(inst.mu);
-    m.auth = p::auth_method::token;
+    m.auth = p::auth_method::ticket;
     m.secret.assign(inst.token.begin(), inst.token.end());
   }
   login_outcome out;
@@ -381,7 +381,7 @@ login_outcome login_on(conn& c, instance& inst, bool with_password,
   out.answered = true;
   if (const auto* ok = std::get_if<p::login_ok>(&*r)) {
     std::lock_guard lock(inst.mu);
-    inst.token = ok->token;
+    inst.token = ok->ticket;
     inst.have_token = true;
     out.ok = true;
   } else if (const auto* f = std::get_if<p::fail>(&*r)) {

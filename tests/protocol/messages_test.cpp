@@ -112,7 +112,7 @@ auto fields(const terminate& m) {
   return std::tie(m.code, m.message);
 }
 auto fields(const login_ok& m) {
-  return std::tie(m.line, m.keepalive_ms, m.max_lines, m.token);
+  return std::tie(m.line, m.keepalive_ms, m.max_lines, m.ticket);
 }
 auto fields(const pong& m) {
   return std::tie(m.nonce);
@@ -211,15 +211,15 @@ std::string all_byte_values(std::size_t n) {  // includes NUL and high bytes
   return s;
 }
 
-line_token sample_token() {
-  line_token t{};
+ticket sample_ticket() {
+  ticket t{};
   for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<std::uint8_t>(i * 37 + 11);
   t.front() = 0x00;
   t.back() = 0xff;
   return t;
 }
 
-std::string token_secret(const line_token& t) {
+std::string ticket_secret(const ticket& t) {
   return std::string(t.begin(), t.end());
 }
 
@@ -267,20 +267,20 @@ login make_login(auth_method auth, std::string user, std::string secret, instanc
 
 // Representative and boundary values of every message type.
 std::vector<message> samples() {
-  const line_token token = sample_token();
+  const ticket token = sample_ticket();
   instance_id ones{};
   ones.fill(0xff);
   return {
       make_login(auth_method::password, "alice", "correct horse", sample_instance(), 25000),
       make_login(auth_method::password, user64, all_byte_values(1024), ones, 0xffffffff),
       make_login(auth_method::password, "a", "x", instance_id{}, 0),
-      make_login(auth_method::token, "bob@example.com", token_secret(token), sample_instance(),
+      make_login(auth_method::ticket, "bob@example.com", ticket_secret(token), sample_instance(),
                  1000),
-      make_login(auth_method::token, user64, std::string(32, '\0'), ones, 25000),
+      make_login(auth_method::ticket, user64, std::string(40, '\0'), ones, 25000),
       make_login(auth_method::password, "bob", "pw", sample_instance(), 25000, {"ssh"}),
       make_login(auth_method::password, "bob", "pw", ones, 25000, {"fax", "ssh", "web-8080"}),
-      make_login(auth_method::token, "bob", token_secret(token), ones, 1000, {"ssh"}, true),
-      make_login(auth_method::token, "bob", token_secret(token), ones, 1000, {}, true),
+      make_login(auth_method::ticket, "bob", ticket_secret(token), ones, 1000, {"ssh"}, true),
+      make_login(auth_method::ticket, "bob", ticket_secret(token), ones, 1000, {}, true),
       make_login(auth_method::password, user64, all_byte_values(1024), ones, 0xffffffff,
                  numbered_services(max_services), true),
       make_login(auth_method::password, "c", "p", ones, 1, {service32, "a", "-", "."}),
@@ -306,7 +306,7 @@ std::vector<message> samples() {
       terminate{error_code::service_unavailable, std::string(1024, 'm')},
       terminate{error_code::relay_shutdown, utf8_text(1023)},
       login_ok{1, 25000, 64, token},
-      login_ok{0xffffffff, 0xffffffff, 0xffff, line_token{}},
+      login_ok{0xffffffff, 0xffffffff, 0xffff, ticket{}},
       pong{0},
       pong{0x8000000000000001ull},
       pong{0xffffffffffffffffull},
@@ -373,7 +373,7 @@ TEST(Messages, TypeOfEveryAlternative) {
 TEST(Messages, Constants) {
   EXPECT_EQ(protocol_version, 2);
   EXPECT_EQ(max_services, 32u);
-  EXPECT_EQ(token_size, 32u);
+  EXPECT_EQ(ticket_size, 40u);
   EXPECT_EQ(instance_size, 16u);
   EXPECT_EQ(max_peers_listed, 512u);
 }
@@ -413,11 +413,11 @@ TEST(RoundTrip, BoundaryFieldsSurviveExactly) {
     EXPECT_EQ(back.keepalive_ms, 7u);
   }
   {
-    const login m = make_login(auth_method::token, "bob", token_secret(sample_token()), {}, 25000);
+    const login m = make_login(auth_method::ticket, "bob", ticket_secret(sample_ticket()), {}, 25000);
     const auto back = std::get<login>(round_trip(m));
-    EXPECT_EQ(back.auth, auth_method::token);
-    EXPECT_EQ(back.secret.size(), 32u);
-    EXPECT_EQ(back.secret, token_secret(sample_token()));
+    EXPECT_EQ(back.auth, auth_method::ticket);
+    EXPECT_EQ(back.secret.size(), 40u);
+    EXPECT_EQ(back.secret, ticket_secret(sample_ticket()));
   }
   EXPECT_EQ(std::get<ping>(round_trip(ping{0x8000000000000000ull})).nonce, 0x8000000000000000ull);
   EXPECT_EQ(std::get<pong>(round_trip(pong{0xfedcba9876543210ull})).nonce, 0xfedcba9876543210ull);
@@ -435,8 +435,8 @@ TEST(RoundTrip, BoundaryFieldsSurviveExactly) {
     EXPECT_EQ(back.reason, utf8_text(1024));
   }
   {
-    const auto back = std::get<login_ok>(round_trip(login_ok{3, 1000, 0xffff, sample_token()}));
-    EXPECT_EQ(back.token, sample_token());
+    const auto back = std::get<login_ok>(round_trip(login_ok{3, 1000, 0xffff, sample_ticket()}));
+    EXPECT_EQ(back.ticket, sample_ticket());
     EXPECT_EQ(back.max_lines, 0xffff);
   }
   for (bool truncated : {false, true}) {
@@ -549,21 +549,22 @@ TEST(ExactBytes, LoginWithServices) {
                expected);
 }
 
-TEST(ExactBytes, LoginToken) {
-  line_token token{};
+TEST(ExactBytes, LoginTicket) {
+  ticket token{};
   for (std::size_t i = 0; i < token.size(); ++i) token[i] = static_cast<std::uint8_t>(0xa0 + i);
   instance_id inst{};
   inst.fill(0xee);
   const bytes expected = {
-      0x01, 0x00, 0x00, 0x42,                          // LOGIN, length 66
+      0x01, 0x00, 0x00, 0x4a,                          // LOGIN, length 74
       0x02,                                            // version
-      0x01,                                            // auth = 1 (line token)
+      0x01,                                            // auth = 1 (ticket)
       0x03, 'b',  'o',  'b',                           // str8 user
-      0x00, 0x20,                                      // str16 secret: 32 bytes
+      0x00, 0x28,                                      // str16 secret: 40 bytes
       0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,  //
       0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,  //
       0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7,  //
       0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,  //
+      0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7,  //
       0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee,  // instance
       0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee,  //
       0x00, 0x01, 0x86, 0xa0,                          // keepalive_ms = 100000
@@ -572,7 +573,7 @@ TEST(ExactBytes, LoginToken) {
       0x03, 's',  's',  'h',                           // str8 service
   };
   expect_bytes(
-      make_login(auth_method::token, "bob", token_secret(token), inst, 100000, {"ssh"}, true),
+      make_login(auth_method::ticket, "bob", ticket_secret(token), inst, 100000, {"ssh"}, true),
       expected);
 }
 
@@ -645,7 +646,7 @@ TEST(ExactBytes, Terminate) {
 }
 
 TEST(ExactBytes, OtherTypes) {
-  line_token token{};
+  ticket token{};
   for (std::size_t i = 0; i < token.size(); ++i) token[i] = static_cast<std::uint8_t>(0xa0 + i);
   expect_bytes(peers_request{}, {0x03, 0x00, 0x00, 0x00});
   expect_bytes(accept{0xdeadbeef}, {0x05, 0x00, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef});
@@ -655,14 +656,15 @@ TEST(ExactBytes, OtherTypes) {
   expect_bytes(release{}, {0x08, 0x00, 0x00, 0x00});
   expect_bytes(eof{}, {0x11, 0x00, 0x00, 0x00});
   expect_bytes(login_ok{0x01020304, 25000, 64, token},
-               {0x81, 0x00, 0x00, 0x2a,                          // LOGIN-OK, length 42
+               {0x81, 0x00, 0x00, 0x32,                          // LOGIN-OK, length 50
                 0x01, 0x02, 0x03, 0x04,                          // u32 line
                 0x00, 0x00, 0x61, 0xa8,                          // u32 keepalive_ms
                 0x00, 0x40,                                      // u16 max_lines
-                0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,  // bytes[32] token
+                0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,  // bytes[40] ticket
                 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,  //
                 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7,  //
-                0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf});
+                0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,  //
+                0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7});
   expect_bytes(pong{0xfedcba9876543210ull},
                {0x82, 0x00, 0x00, 0x08, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10});
   expect_bytes(peers{false, {}}, {0x83, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00});
@@ -812,7 +814,7 @@ TEST(Reject, InvalidUserIdsInMessages) {
     EXPECT_THROW(decode(frame_type::connected, connected_with(u)), protocol_violation);
     // ...and encoding never produces them.
     EXPECT_THROW(encode(make_login(auth_method::password, u, "pw", {}, 25000)), protocol_violation);
-    EXPECT_THROW(encode(make_login(auth_method::token, u, std::string(32, 't'), {}, 25000)),
+    EXPECT_THROW(encode(make_login(auth_method::ticket, u, std::string(40, 't'), {}, 25000)),
                  protocol_violation);
     EXPECT_THROW(encode(demand{u, "ssh"}), protocol_violation);
     EXPECT_THROW(encode(peers{false, entries({"alice", u})}), protocol_violation);
@@ -910,14 +912,14 @@ TEST(Reject, PasswordLength) {
   }
 }
 
-TEST(Reject, TokenMustBe32Bytes) {
-  const std::string token = token_secret(sample_token());
+TEST(Reject, TicketMustBe40Bytes) {
+  const std::string token = ticket_secret(sample_ticket());
   EXPECT_EQ(std::get<login>(decode(frame_type::login, login_with(1, token))).secret, token);
-  EXPECT_NO_THROW(encode(make_login(auth_method::token, "alice", token, {}, 0)));
-  for (std::size_t n : {0, 1, 16, 31, 33, 64, 1024}) {
+  EXPECT_NO_THROW(encode(make_login(auth_method::ticket, "alice", token, {}, 0)));
+  for (std::size_t n : {0, 1, 16, 32, 39, 41, 64, 1024}) {
     const std::string t(n, 't');
     EXPECT_THROW(decode(frame_type::login, login_with(1, t)), protocol_violation) << n;
-    EXPECT_THROW(encode(make_login(auth_method::token, "alice", t, {}, 0)), protocol_violation)
+    EXPECT_THROW(encode(make_login(auth_method::ticket, "alice", t, {}, 0)), protocol_violation)
         << n;
   }
 }
@@ -925,13 +927,13 @@ TEST(Reject, TokenMustBe32Bytes) {
 TEST(Reject, UnknownAuthMethodOnDecode) {
   for (std::uint8_t auth : {2, 3, 0x7f, 0x80, 0xff}) {
     EXPECT_THROW(decode(frame_type::login, login_with(auth, "pw")), protocol_violation) << +auth;
-    EXPECT_THROW(decode(frame_type::login, login_with(auth, std::string(32, 't'))),
+    EXPECT_THROW(decode(frame_type::login, login_with(auth, std::string(40, 't'))),
                  protocol_violation)
         << +auth;
   }
 }
 
-// Section 3 allows only auth 0 (password) and 1 (line token), and encode() never sends what
+// Section 3 allows only auth 0 (password) and 1 (ticket), and encode() never sends what
 // decode() refuses.
 TEST(Reject, EncodeRefusesUnknownAuthMethod) {
   for (std::uint8_t auth : {2, 0xff}) {
@@ -1350,10 +1352,10 @@ TEST(Garbage, EncodeAcceptsOnlyWhatDecodeAccepts) {
       case 0: {
         login l;
         l.version = chance(90) ? protocol_version : static_cast<std::uint8_t>(rng());
-        l.auth = chance(50) ? auth_method::password : auth_method::token;
+        l.auth = chance(50) ? auth_method::password : auth_method::ticket;
         l.user = user();
         const std::size_t len =
-            chance(30) ? 30 + rng() % 5 : (chance(50) ? 1020 + rng() % 8 : rng() % 3);
+            chance(30) ? 38 + rng() % 5 : (chance(50) ? 1020 + rng() % 8 : rng() % 3);
         l.secret = std::string(len, static_cast<char>(rng()));
         for (auto& b : l.instance) b = static_cast<std::uint8_t>(rng());
         l.keepalive_ms = u32();
@@ -1391,7 +1393,7 @@ TEST(Garbage, EncodeAcceptsOnlyWhatDecodeAccepts) {
         break;
       case 10: {
         login_ok l{u32(), u32(), static_cast<std::uint16_t>(rng()), {}};
-        for (auto& b : l.token) b = static_cast<std::uint8_t>(rng());
+        for (auto& b : l.ticket) b = static_cast<std::uint8_t>(rng());
         m = l;
         break;
       }

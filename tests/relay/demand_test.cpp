@@ -88,7 +88,7 @@ TEST(Demand, TargetWhoseOnlyLineIsRingingIsAskedForALine) {
     const auto need = co_await bob.expect<p::need_lines>();
     EXPECT_EQ(need.count, 1);
     auto bob2 = co_await raw_client::connect(env.endpoint);
-    const auto ok = co_await bob2.token_login(bob);
+    const auto ok = co_await bob2.ticket_login(bob);
     CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(ok));
     const auto in = co_await bob2.expect<p::incoming>();
     EXPECT_EQ(in.caller, "carol");

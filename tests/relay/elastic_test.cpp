@@ -58,7 +58,7 @@ TEST(Elastic, AWaitingDemandRingsTheTargetsNextLine) {
     auto alice1 = co_await raw_client::connect(env.endpoint);
     co_await alice1.login("alice", password_of("alice"), 25'000, false);
     auto alice2 = co_await raw_client::connect(env.endpoint);
-    const auto second = co_await alice2.token_login(alice1, false);
+    const auto second = co_await alice2.ticket_login(alice1, false);
     CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(second));
     const p::message d1 = p::demand{"bob", "echo"};
     co_await alice1.send(d1);
@@ -68,7 +68,7 @@ TEST(Elastic, AWaitingDemandRingsTheTargetsNextLine) {
     const auto need = co_await bob.expect<p::need_lines>();
     EXPECT_EQ(need.count, 1);
     auto bob2 = co_await raw_client::connect(env.endpoint);
-    const auto ok = co_await bob2.token_login(bob);
+    const auto ok = co_await bob2.ticket_login(bob);
     CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(ok));
     const auto in2 = co_await bob2.expect<p::incoming>();
     EXPECT_NE(in2.session, in1.session);
@@ -106,7 +106,7 @@ TEST(Elastic, WaitingDemandsTakeFreedLinesInOrder) {
     callers.push_back(std::move(first));
     for (int i = 0; i < 3; ++i) {
       auto c = co_await raw_client::connect(env.endpoint);
-      const auto r = co_await c.token_login(callers.front(), false);
+      const auto r = co_await c.ticket_login(callers.front(), false);
       CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(r));
       callers.push_back(std::move(c));
     }
@@ -165,7 +165,7 @@ TEST(Elastic, AWaitingDemandEndsAtTheDeadlineOrWhenTheTargetLeaves) {
     auto alice1 = co_await raw_client::connect(env.endpoint);
     co_await alice1.login("alice", password_of("alice"), 25'000, false);
     auto alice2 = co_await raw_client::connect(env.endpoint);
-    const auto r = co_await alice2.token_login(alice1, false);
+    const auto r = co_await alice2.ticket_login(alice1, false);
     CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(r));
     const p::message d1 = p::demand{"bob", "echo"};
     co_await alice1.send(d1);
@@ -200,8 +200,8 @@ TEST(Elastic, CallsOnlyLinesAreNeverRung) {
     auto bob_calls = co_await raw_client::connect(env.endpoint);
     {
       p::login m = login_message("bob", "", 25'000, true, bob.instance());
-      m.auth = p::auth_method::token;
-      m.secret = std::string(bob.token().begin(), bob.token().end());
+      m.auth = p::auth_method::ticket;
+      m.secret = std::string(bob.ticket().begin(), bob.ticket().end());
       m.calls_only = true;
       co_await bob_calls.send(m);
       (void)co_await bob_calls.expect<p::login_ok>();
@@ -209,7 +209,7 @@ TEST(Elastic, CallsOnlyLinesAreNeverRung) {
     auto alice = co_await raw_client::connect(env.endpoint);
     co_await alice.login("alice", password_of("alice"), 25'000, false);
     auto alice2 = co_await raw_client::connect(env.endpoint);
-    const auto r = co_await alice2.token_login(alice, false);
+    const auto r = co_await alice2.ticket_login(alice, false);
     CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(r));
     const p::message d = p::demand{"bob", "echo"};
     co_await alice.send(d);

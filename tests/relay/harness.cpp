@@ -128,22 +128,47 @@ temp_dir::~temp_dir() {
 relay_env::relay_env(transport m, relay::relay_config cfg) : mode(m) {
   users = store::open_sqlite_store(dir.path() / "users.db", store::hash_cost::minimum);
   for (const auto& u : test_users()) users->add_user(u, password_of(u));
-  net::ssl_ctx_ptr tls;
   if (mode == transport::tls) {
     const auto id = net::ensure_self_signed(dir.path() / "tls");
     fingerprint = net::fingerprint_of_cert_file(id.cert_file);
-    tls = net::make_server_context(id);
   }
   cfg.plaintext = mode == transport::plaintext;
   cfg.data_dir = dir.path();
-  server = std::make_unique<relay::server>(io, cfg, *users, std::move(tls));
+  config = cfg;
+  server = std::make_unique<relay::server>(io, config, *users, make_tls(), ticket_key);
   endpoint = server->listen(tcp::endpoint(asio::ip::address_v4::loopback(), 0));
   server->start();
+}
+
+net::ssl_ctx_ptr relay_env::make_tls() const {
+  if (mode != transport::tls) return nullptr;
+  return net::make_server_context(net::ensure_self_signed(dir.path() / "tls"));
+}
+
+awaitable<void> relay_env::restart_relay() {
+  server->stop();
+  relay::hub& old = server->state();
+  other_relays_.push_back(std::move(server));
+  CO_WAIT_UNTIL(old.line_count() == 0, 10s);
+  server = std::make_unique<relay::server>(io, config, *users, make_tls(), ticket_key);
+  endpoint = server->listen(endpoint);
+  server->start();
+}
+
+tcp::endpoint relay_env::another_relay(const relay::ticket_key& key) {
+  auto cfg = config;
+  cfg.plaintext = true;
+  auto& s =
+      other_relays_.emplace_back(std::make_unique<relay::server>(io, cfg, *users, nullptr, key));
+  const tcp::endpoint ep = s->listen(tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  s->start();
+  return ep;
 }
 
 relay_env::~relay_env() {
   for (const auto& a : agents_) a->stop();
   if (server) server->stop();
+  for (const auto& s : other_relays_) s->stop();
   if (abandoned_) return;  // a suspended body may refer to the test's locals: never resume it
   io.run_for(10s);
   if (!io.stopped()) {
@@ -460,20 +485,26 @@ awaitable<p::login_ok> raw_client::login(std::string user, std::string password,
     fail_at(loc, "login as " + user + ": got " + describe(*f));
   }
   const auto ok = std::get<p::login_ok>(*f->msg);
-  token_ = ok.token;
+  ticket_ = ok.ticket;
   co_return ok;
 }
 
-awaitable<p::message> raw_client::token_login(const raw_client& first, bool answers) {
-  instance_ = first.instance_;
-  user_ = first.user_;
-  p::login m = login_message(user_, std::string(first.token_.begin(), first.token_.end()), 25'000,
-                             answers, instance_);
-  m.auth = p::auth_method::token;
+awaitable<p::message> raw_client::ticket_login(const raw_client& first, bool answers) {
+  auto reply = co_await ticket_login(first.user_, first.instance_, first.ticket_, answers);
+  co_return reply;
+}
+
+awaitable<p::message> raw_client::ticket_login(const std::string& user,
+                                               const p::instance_id& instance, const p::ticket& t,
+                                               bool answers) {
+  instance_ = instance;
+  user_ = user;
+  p::login m = login_message(user_, std::string(t.begin(), t.end()), 25'000, answers, instance_);
+  m.auth = p::auth_method::ticket;
   co_await send(m);
   auto f = co_await read();
-  if (!f) fail_at(std::source_location::current(), "token login: the relay closed the line");
-  if (const auto* ok = std::get_if<p::login_ok>(&*f->msg)) token_ = ok->token;
+  if (!f) fail_at(std::source_location::current(), "ticket login: the relay closed the line");
+  if (const auto* ok = std::get_if<p::login_ok>(&*f->msg)) ticket_ = ok->ticket;
   co_return std::move(*f->msg);
 }
 

@@ -184,22 +184,36 @@ class relay_env {
     return make_agent(agent_options(user));
   }
 
+  // A relay restart: the running relay stops as at SIGTERM (its lines get LOGGED-OUT
+  // RELAY_SHUTDOWN) and, once its lines are gone, a new relay (a new hub that knows no device)
+  // listens on the same port with the same store, configuration and ticket key.
+  awaitable<void> restart_relay();
+  // Another relay node on 127.0.0.1:0 (plaintext) sharing this one's store and configuration,
+  // with ticket key `key`; stopped with the environment. Returns where it listens.
+  tcp::endpoint another_relay(const relay::ticket_key& key);
+
   relay::hub& hub() { return server->state(); }
   const relay::hub_counters& counters() { return hub().counters(); }
   // Successful logins of both kinds.
-  std::uint64_t logins() { return counters().password_logins + counters().token_logins; }
+  std::uint64_t logins() { return counters().password_logins + counters().ticket_logins; }
 
   asio::io_context io;  // first: destroyed last
   temp_dir dir;
   std::unique_ptr<store::user_store> users;
   transport mode;
   std::string fingerprint;  // TLS only
+  relay::relay_config config;
+  relay::ticket_key ticket_key = relay::random_ticket_key();
   std::unique_ptr<relay::server> server;
   tcp::endpoint endpoint;
 
  private:
   std::list<std::function<awaitable<void>()>> bodies_;  // kept alive with their coroutines
   std::vector<std::shared_ptr<agent::agent>> agents_;
+  net::ssl_ctx_ptr make_tls() const;
+  // Relays stopped by restart_relay() and those of another_relay(): their coroutines may still
+  // refer to them until the io_context winds down, so they live as long as the environment.
+  std::vector<std::unique_ptr<relay::server>> other_relays_;
   bool abandoned_ = false;  // a body timed out: do not resume it during teardown
 };
 
@@ -327,11 +341,16 @@ class raw_client {
   awaitable<protocol::login_ok> login(std::string user, std::string password,
                                       std::uint32_t keepalive_ms = 25'000, bool answers = true,
                                       std::source_location loc = std::source_location::current());
-  // Token login as the same instance as `first` (which must have logged in); returns the reply.
-  awaitable<protocol::message> token_login(const raw_client& first, bool answers = true);
+  // Ticket login as the same instance as `first` (which must have logged in), with its newest
+  // ticket; returns the reply.
+  awaitable<protocol::message> ticket_login(const raw_client& first, bool answers = true);
+  // Ticket login as `user`'s `instance` with `t`, whatever it holds; returns the reply.
+  awaitable<protocol::message> ticket_login(const std::string& user,
+                                            const protocol::instance_id& instance,
+                                            const protocol::ticket& t, bool answers = true);
 
   const protocol::instance_id& instance() const { return instance_; }
-  const protocol::line_token& token() const { return token_; }
+  const protocol::ticket& ticket() const { return ticket_; }
   const std::string& user() const { return user_; }
   tcp::socket& socket() { return socket_; }
   void close();
@@ -341,7 +360,7 @@ class raw_client {
 
   tcp::socket socket_;
   protocol::instance_id instance_{};
-  protocol::line_token token_{};
+  protocol::ticket ticket_{};
   std::string user_;
 };
 

@@ -200,7 +200,7 @@ TEST(Hostile, LogoutsOnTwoLinesOfOneInstanceDuringAStint) {
           auto idle = co_await raw_client::connect(env.endpoint);
           co_await idle.login("alice", password_of("alice"), 25'000, false);
           auto paired = co_await raw_client::connect(env.endpoint);
-          const auto ok = co_await paired.token_login(idle, false);
+          const auto ok = co_await paired.ticket_login(idle, false);
           CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(ok));
           co_await pair_raw(paired, bob);
           const auto stints = env.counters().offloads;
@@ -304,18 +304,18 @@ TEST(Hostile, RightPasswordsDoNotSpendTheBucket) {
   });
 }
 
-// A line token that does not match is no guessed password: it spends nothing from the buckets.
-TEST(Hostile, StaleTokensDoNotSpendTheBucket) {
+// A ticket that does not verify is no guessed password: it spends nothing from the buckets.
+TEST(Hostile, BadTicketsDoNotSpendTheBucket) {
   relay_env env;
   env.run([&]() -> awaitable<void> {
     for (int i = 0; i < 15; ++i) {
       auto c = co_await raw_client::connect(env.endpoint);
-      p::login m = login_message("alice", std::string(p::token_size, 'x'));
-      m.auth = p::auth_method::token;
+      p::login m = login_message("alice", std::string(p::ticket_size, 'x'));
+      m.auth = p::auth_method::ticket;
       co_await c.send(m);
       co_await c.expect_fail(err::bad_credentials);
     }
-    EXPECT_EQ(env.counters().failed_token_logins, 15u);
+    EXPECT_EQ(env.counters().failed_ticket_logins, 15u);
     auto alice = co_await raw_client::connect(env.endpoint);
     co_await alice.login("alice", password_of("alice"));
   });

@@ -129,7 +129,7 @@ TEST(KeepAlive, AgentReplacesALineWhosePingsGoUnanswered) {
     co_await alice->wait_ready();
     // Each line logs in, pings, hears nothing, is replaced and reconnected.
     CO_WAIT_UNTIL(alice->stats().lines_lost >= 2 && fake.logins() >= 3, 10s);
-    EXPECT_GE(alice->stats().password_logins + alice->stats().token_logins, 3u);
+    EXPECT_GE(alice->stats().password_logins + alice->stats().ticket_logins, 3u);
   });
 }
 

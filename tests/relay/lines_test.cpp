@@ -33,14 +33,14 @@ TEST_P(Lines, PairedLineIsReplacedByANewVacantLine) {
     co_await start_and_settle(bob, 2);
     auto alice = env.make_agent("alice");
     co_await start_and_settle(alice, 2);
-    const auto bob_token_logins = bob->stats().token_logins;
+    const auto bob_ticket_logins = bob->stats().ticket_logins;
 
     auto s = co_await alice->call("bob", "echo");
     // bob: one line paired, and a new one opened so that two are vacant again.
     CO_WAIT_UNTIL(bob->stats().lines_open == 3 && bob->stats().lines_vacant == 2, 10s);
     CO_WAIT_UNTIL(env.hub().lines_of("bob") == 3, 10s);
-    // The new line logged in with the instance's line token, not the password.
-    EXPECT_GT(bob->stats().token_logins, bob_token_logins);
+    // The new line logged in with the instance's ticket, not the password.
+    EXPECT_GT(bob->stats().ticket_logins, bob_ticket_logins);
     // Same on the caller's side.
     CO_WAIT_UNTIL(alice->stats().lines_open == 3 && alice->stats().lines_vacant == 2, 10s);
     co_await s.close();
@@ -100,10 +100,10 @@ TEST(Lines, MaxLinesIsEnforcedWithTooManyLines) {
     const auto ok = co_await first.login("bob", password_of("bob"));
     EXPECT_EQ(ok.max_lines, 2u);
     auto second = co_await raw_client::connect(env.endpoint);
-    const auto reply2 = co_await second.token_login(first);
+    const auto reply2 = co_await second.ticket_login(first);
     CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(reply2));
     auto third = co_await raw_client::connect(env.endpoint);
-    const auto reply3 = co_await third.token_login(first);
+    const auto reply3 = co_await third.ticket_login(first);
     const auto* fail = std::get_if<p::fail>(&reply3);
     CO_ASSERT_TRUE(fail != nullptr);
     EXPECT_EQ(fail->code, err::too_many_lines);
@@ -118,7 +118,7 @@ TEST(Lines, MaxLinesIsEnforcedWithTooManyLines) {
     second.close();
     CO_WAIT_UNTIL(env.hub().lines_of("bob") == 1, 5s);
     auto again = co_await raw_client::connect(env.endpoint);
-    const auto reply4 = co_await again.token_login(first);
+    const auto reply4 = co_await again.ticket_login(first);
     EXPECT_TRUE(std::holds_alternative<p::login_ok>(reply4));
   });
 }

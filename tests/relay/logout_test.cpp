@@ -68,7 +68,7 @@ TEST(Logout, RawLogoutClosesEveryLineOfTheInstanceOnly) {
     auto first = co_await raw_client::connect(env.endpoint);
     co_await first.login("bob", password_of("bob"));
     auto second = co_await raw_client::connect(env.endpoint);
-    const auto reply = co_await second.token_login(first);
+    const auto reply = co_await second.ticket_login(first);
     CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(reply));
     auto other_instance = co_await raw_client::connect(env.endpoint);
     co_await other_instance.login("bob", password_of("bob"), 25'000, false);  // call-only
@@ -131,7 +131,7 @@ TEST_P(Logout, ASecondInstanceWithTheSameServicesMakesTheFirstStop) {
     EXPECT_EQ(*served_by_second, 3);
     // The replaced agent does not come back (no knocking each other off in a loop).
     CO_EXPECT_HOLDS(first->stats().lines_open == 0, 500ms);
-    EXPECT_EQ(first->stats().password_logins + first->stats().token_logins, 2u);
+    EXPECT_EQ(first->stats().password_logins + first->stats().ticket_logins, 2u);
   });
 }
 

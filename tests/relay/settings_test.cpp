@@ -76,9 +76,9 @@ TEST(Settings, RemovedUserIsLoggedOutAndStaysOut) {
     auto cli = command_line_store(env);
     CO_ASSERT_TRUE(cli->remove_user("bob"));
     co_await bob.expect_logged_out(err::bad_credentials, 5s);
-    // Its line token went with its device, and its password with the user.
+    // Its ticket went with the user's credential, and its password with the user.
     auto again = co_await raw_client::connect(env.endpoint);
-    const auto token_reply = co_await again.token_login(bob);
+    const auto token_reply = co_await again.ticket_login(bob);
     const auto* refused = std::get_if<p::fail>(&token_reply);
     CO_ASSERT_TRUE(refused != nullptr);  // a token login of a removed user is refused
     EXPECT_EQ(refused->code, err::bad_credentials);
@@ -96,7 +96,7 @@ TEST(Settings, PasswordChangeLogsOutTheDevicesThatUsedTheOldOne) {
     auto bob = co_await raw_client::connect(env.endpoint);
     co_await bob.login("bob", password_of("bob"));
     auto bob_second_line = co_await raw_client::connect(env.endpoint);
-    const auto token_reply = co_await bob_second_line.token_login(bob);
+    const auto token_reply = co_await bob_second_line.ticket_login(bob);
     CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(token_reply));
     auto alice = co_await raw_client::connect(env.endpoint);
     co_await alice.login("alice", password_of("alice"));
@@ -117,7 +117,7 @@ TEST(Settings, PasswordChangeLogsOutTheDevicesThatUsedTheOldOne) {
 }
 
 // The agent learns that its token died with its device: once the user is back (here with the same
-// password), its lines log in with the password at once, without first trying the dead token.
+// password), its lines log in with the password at once, without first trying the dead ticket.
 TEST(Settings, AnAgentLoggedOutForBadCredentialsDropsItsToken) {
   relay_env env(transport::plaintext, polling_config());
   env.run([&]() -> awaitable<void> {
@@ -128,7 +128,7 @@ TEST(Settings, AnAgentLoggedOutForBadCredentialsDropsItsToken) {
     cli->add_user("bob", password_of("bob"));
     CO_WAIT_UNTIL(bob->stats().lines_open >= 2 && env.hub().line_count() >= 2, 10s);
     co_await settle(bob, 2);
-    EXPECT_EQ(env.counters().failed_token_logins, 0u) << "a login with the dead token";
+    EXPECT_EQ(env.counters().failed_ticket_logins, 0u) << "a login with the dead token";
   });
 }
 
