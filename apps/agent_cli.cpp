@@ -19,7 +19,26 @@ void agent_cli::add_to(CLI::App& app) {
       ->capture_default_str();
 }
 
+void log_out_and_stop(asio::io_context& io, std::shared_ptr<agent::agent> a) {
+  asio::co_spawn(
+      io,
+      [&io, a]() -> awaitable<void> {
+        co_await a->logout();
+        a->stop();
+        io.stop();
+      },
+      asio::detached);
+}
+
 agent::agent_config agent_cli::build(bool allow_stdin_password) const {
+  agent::agent_config c = load();
+  auto& a = c.options;
+  a.password =
+      read_password(c.password_file, allow_stdin_password, "Password for " + a.user + ": ");
+  return c;
+}
+
+agent::agent_config agent_cli::load() const {
   agent::agent_config c;
   if (!config.empty()) c = agent::load_agent_config(config, c);
   auto& a = c.options;
@@ -45,8 +64,6 @@ agent::agent_config agent_cli::build(bool allow_stdin_password) const {
     throw std::runtime_error("give --fingerprint or --ca, not both");
   }
   a.tls.server_name = a.relay_host;
-  a.password =
-      read_password(c.password_file, allow_stdin_password, "Password for " + a.user + ": ");
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "agent/agent.hpp"
 #include "agent/config_file.hpp"
 
 namespace switchboard::cli {
@@ -19,8 +20,14 @@ struct agent_cli {
   // --vacant-lines --log-level to `app`.
   void add_to(CLI::App& app);
   // The configuration: file first, then the options given. Checks that a user and a way to trust
-  // the relay are given, then reads the password (from stdin only if allow_stdin_password).
+  // the relay are given. No password: a reload (SIGHUP) reads the file again with this.
+  agent::agent_config load() const;
+  // load(), then reads the password (from stdin only if allow_stdin_password).
   agent::agent_config build(bool allow_stdin_password) const;
 };
+
+// A long-running agent's stop (SIGINT, SIGTERM): LOGOUT (the relay ends the device's sessions and
+// lines), then the agent and `io` stop.
+void log_out_and_stop(asio::io_context& io, std::shared_ptr<agent::agent> a);
 
 }  // namespace switchboard::cli

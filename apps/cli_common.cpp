@@ -36,16 +36,50 @@ unsigned long raise_fd_limit() {
   return static_cast<unsigned long>(lim.rlim_cur);
 }
 
+namespace {
+
+struct signal_handlers {
+  std::function<void(int)> on_stop;
+  std::function<void()> on_reload;
+};
+
+void wait_for_signal(asio::signal_set& set, std::shared_ptr<signal_handlers> h) {
+  set.async_wait([&set, h](const error_code& ec, int sig) {
+    if (ec) return;
+    if (sig != SIGHUP) {
+      h->on_stop(sig);
+      return;
+    }
+    try {
+      h->on_reload();
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: {}", e.what());
+    }
+    wait_for_signal(set, h);
+  });
+}
+
+}  // namespace
+
+void handle_signals(std::optional<asio::signal_set>& signals, asio::io_context& io,
+                    std::function<void(int)> on_stop, std::function<void()> on_reload) {
+  signals.emplace(io, SIGINT, SIGTERM, SIGHUP);
+  wait_for_signal(*signals,
+                  std::make_shared<signal_handlers>(std::move(on_stop), std::move(on_reload)));
+}
+
 void retire_signal_handlers(std::optional<asio::signal_set>& signals) {
-  sigset_t both;
-  sigemptyset(&both);
-  sigaddset(&both, SIGINT);
-  sigaddset(&both, SIGTERM);
+  sigset_t all;
+  sigemptyset(&all);
+  sigaddset(&all, SIGINT);
+  sigaddset(&all, SIGTERM);
+  sigaddset(&all, SIGHUP);
   sigset_t before;
-  ::pthread_sigmask(SIG_BLOCK, &both, &before);
+  ::pthread_sigmask(SIG_BLOCK, &all, &before);
   signals.reset();
   std::signal(SIGINT, SIG_IGN);
   std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGHUP, SIG_IGN);
   ::pthread_sigmask(SIG_SETMASK, &before, nullptr);  // one that came meanwhile is now ignored
 }
 

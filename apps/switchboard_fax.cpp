@@ -61,20 +61,15 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
   a->start();
   asio::co_spawn(
       io, [worker] { return worker->run(); }, asio::detached);
-  std::optional<asio::signal_set> signals(std::in_place, io, SIGINT, SIGTERM);
-  signals->async_wait([&](const error_code& ec, int) {
-    if (ec) return;
+  std::optional<asio::signal_set> signals;
+  const auto stop = [&](int) {
     error_code ignored;
     raw.close(ignored);
     worker->stop();
-    asio::co_spawn(
-        io,
-        [&]() -> awaitable<void> {
-          co_await a->logout();
-          a->stop();
-          io.stop();
-        },
-        asio::detached);
+    cli::log_out_and_stop(io, a);
+  };
+  cli::handle_signals(signals, io, stop, [] {
+    spdlog::info("SIGHUP: the fax daemon has nothing to reload (restart it to change settings)");
   });
   spdlog::info("fax machine {} ({}) on spool {}", cfg.options.user, opts.ident,
                opts.spool.string());

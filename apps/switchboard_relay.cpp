@@ -70,15 +70,94 @@ net::server_identity identity_for(const relay::relay_config& c) {
   return net::ensure_self_signed(c.data_dir);
 }
 
-int serve(const relay::relay_config& cfg, const std::string& port_file) {
+// The relay's settings as the command line makes them: the --config file (if any) under the
+// options given. Read at start and again at every reload.
+struct serve_flags {
+  std::string config_file, data_dir, listen, forward_threads, log_level;  // empty: not given
+  bool plaintext = false;
+
+  relay::relay_config build() const {
+    relay::relay_config cfg;
+    cfg.forward_threads = relay::auto_forward_threads();
+    if (!config_file.empty()) cfg = relay::load_relay_config(config_file, cfg);
+    if (!data_dir.empty()) cfg.data_dir = data_dir;
+    if (!listen.empty()) cfg.listen = listen;
+    if (plaintext) cfg.plaintext = true;
+    if (!forward_threads.empty()) {
+      cfg.forward_threads = relay::parse_forward_threads(forward_threads, "--forward-threads");
+    }
+    if (!log_level.empty()) cfg.log_level = log_level;
+    return cfg;
+  }
+};
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// SIGHUP: reads the configuration file and the certificate again and applies what may change
+// while running (relay::plan_reload); settings that need a restart are named and keep their
+// value. Anything invalid leaves everything as it was.
+class reloader {
+ public:
+  reloader(relay::server& srv, serve_flags flags, std::string fingerprint)
+      : srv_(srv), flags_(std::move(flags)), fingerprint_(std::move(fingerprint)) {}
+
+  void reload() {
+    const std::string cert = srv_.uses_tls() ? "the certificate" : "";
+    const std::string file = flags_.config_file.empty() ? "" : flags_.config_file;
+    spdlog::info("SIGHUP: reloading {}{}{}", file, !file.empty() && !cert.empty() ? " and " : "",
+                 file.empty() && cert.empty() ? "nothing (no --config file, plaintext)" : cert);
+    try {
+      apply(relay::plan_reload(srv_.state().config(), flags_.build()));
+    } catch (const std::exception& e) {
+      spdlog::error("reload failed, nothing changed: {}", e.what());
+    }
+  }
+
+ private:
+  void apply(relay::reload_plan plan) {
+    net::ssl_ctx_ptr tls;
+    std::string fingerprint;
+    if (srv_.uses_tls()) {
+      const auto id = identity_for(plan.next);
+      tls = net::make_server_context(id);  // throws before anything changed
+      fingerprint = net::fingerprint_of_cert_file(id.cert_file);
+    }
+    for (const auto& r : plan.refused) {
+      spdlog::warn("reload: {} needs a restart; the running value is kept", r);
+    }
+    spdlog::set_level(spdlog::level::from_str(plan.next.log_level));
+    srv_.state().reconfigure(plan.next);
+    std::string cert = "plaintext";
+    if (tls) {
+      srv_.set_tls(std::move(tls));
+      cert = fingerprint == fingerprint_
+                 ? "certificate unchanged"
+                 : "certificate fingerprint " + fingerprint_ + " -> " + fingerprint;
+      fingerprint_ = fingerprint;
+    }
+    spdlog::info("reloaded: {}; {}",
+                 plan.changed.empty() ? "no setting changed" : joined(plan.changed), cert);
+  }
+
+  relay::server& srv_;
+  serve_flags flags_;
+  std::string fingerprint_;  // of the certificate new handshakes use
+};
+
+int serve(const relay::relay_config& cfg, const serve_flags& flags, const std::string& port_file) {
   auto users = store::open_sqlite_store(db_path(cfg.data_dir));
   const auto ticket_key = relay::load_or_make_ticket_key(cfg.data_dir);  // made on the first start
   net::ssl_ctx_ptr tls;
+  std::string fingerprint;
   if (!cfg.plaintext) {
     const auto id = identity_for(cfg);
     tls = net::make_server_context(id);
-    spdlog::info("TLS certificate {} fingerprint {}", id.cert_file.string(),
-                 net::fingerprint_of_cert_file(id.cert_file));
+    fingerprint = net::fingerprint_of_cert_file(id.cert_file);
+    spdlog::info("TLS certificate {} fingerprint {}", id.cert_file.string(), fingerprint);
   } else {
     spdlog::warn("plaintext mode: lines are not encrypted (asked for with --plaintext)");
   }
@@ -90,13 +169,15 @@ int serve(const relay::relay_config& cfg, const std::string& port_file) {
   srv.start();
   spdlog::info("relay listening on {} (data in {})", net::to_string(ep), cfg.data_dir.string());
   if (!port_file.empty()) std::ofstream(port_file) << ep.port() << '\n';
-  std::optional<asio::signal_set> signals(std::in_place, io, SIGINT, SIGTERM);
-  signals->async_wait([&](const error_code& ec, int sig) {
-    if (!ec) {
-      spdlog::info("signal {}: draining", sig);
-      srv.stop();
-    }
-  });
+  reloader on_hup(srv, flags, fingerprint);
+  std::optional<asio::signal_set> signals;
+  cli::handle_signals(
+      signals, io,
+      [&](int sig) {
+        spdlog::info("signal {}: draining", sig);
+        srv.stop();
+      },
+      [&] { on_hup.reload(); });
   std::signal(SIGPIPE, SIG_IGN);
   io.run();
   cli::retire_signal_handlers(signals);
@@ -133,22 +214,25 @@ void warn_if_still_allowed(store::user_store& users, const std::string& uid) {
 int main(int argc, char** argv) {
   CLI::App app{"switchboard-relay: relay for devices behind NAT and firewalls"};
   app.require_subcommand(1);
-  std::string config_file, data_dir, log_level = "info";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
-      ->capture_default_str();
+  serve_flags flags;
+  std::string& data_dir = flags.data_dir;
+  std::string log_level = "info";
+  auto* log_level_opt =
+      app.add_option("--log-level", log_level,
+                     "trace, debug, info, warn, error, off (over the config file)")
+          ->capture_default_str();
 
   auto* serve_cmd = app.add_subcommand("serve", "run the relay");
-  std::string listen, port_file;
-  bool plaintext = false;
-  serve_cmd->add_option("--config", config_file, "TOML configuration file")
+  std::string port_file;
+  serve_cmd
+      ->add_option("--config", flags.config_file, "TOML configuration file (SIGHUP reloads it)")
       ->check(CLI::ExistingFile);
-  serve_cmd->add_option("--listen", listen, "ADDR:PORT to listen on (default 0.0.0.0:7443)");
+  serve_cmd->add_option("--listen", flags.listen, "ADDR:PORT to listen on (default 0.0.0.0:7443)");
   serve_cmd->add_option("--data-dir", data_dir,
                         "user store and certificate, made if missing (default ./switchboard-data)");
-  serve_cmd->add_flag("--plaintext", plaintext, "no TLS (tests and benchmarks only)");
+  serve_cmd->add_flag("--plaintext", flags.plaintext, "no TLS (tests and benchmarks only)");
   serve_cmd->add_option("--port-file", port_file, "write the bound port here (for --listen ...:0)");
-  std::string forward_threads;
-  serve_cmd->add_option("--forward-threads", forward_threads,
+  serve_cmd->add_option("--forward-threads", flags.forward_threads,
                         "threads forwarding paired sessions: a number, or auto (one per core; the "
                         "default); 0 forwards on the control thread");
 
@@ -191,17 +275,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     cli::setup_logging(log_level);
-    relay::relay_config cfg;
-    cfg.forward_threads = relay::auto_forward_threads();
-    if (!config_file.empty()) cfg = relay::load_relay_config(config_file, cfg);
-    if (!data_dir.empty()) cfg.data_dir = data_dir;
-    if (!listen.empty()) cfg.listen = listen;
-    if (plaintext) cfg.plaintext = true;
-    if (!forward_threads.empty()) {
-      cfg.forward_threads = relay::parse_forward_threads(forward_threads, "--forward-threads");
-    }
+    if (log_level_opt->count() > 0) flags.log_level = log_level;
+    const relay::relay_config cfg = flags.build();
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
-    if (*serve_cmd) return serve(cfg, port_file);
+    if (*serve_cmd) return serve(cfg, flags, port_file);
     if (*fp_cmd) {
       const auto id = net::find_self_signed(cfg.data_dir);
       if (!id) throw no_relay_data(cfg.data_dir, "relay.crt");

@@ -1,5 +1,6 @@
 #include "agent/config_file.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "net/toml_util.hpp"
@@ -44,6 +45,47 @@ auto parsed(const std::string& where, Parse&& parse) {
 }
 
 }  // namespace
+
+agent_reload_plan plan_agent_reload(const agent_config& running, const agent_config& loaded) {
+  agent_reload_plan plan;
+  for (const auto& [name, where] : loaded.services) {
+    const auto it = running.services.find(name);
+    if (it == running.services.end()) {
+      plan.services_added.push_back(name);
+    } else if (it->second.host != where.host || it->second.port != where.port) {
+      plan.services_changed.push_back(name);
+    }
+  }
+  for (const auto& [name, where] : running.services) {
+    if (!loaded.services.contains(name)) plan.services_removed.push_back(name);
+  }
+  const auto has = [](const std::vector<forward_spec>& list, const forward_spec& f) {
+    return std::find(list.begin(), list.end(), f) != list.end();
+  };
+  for (const auto& f : loaded.forwards) {
+    if (!has(running.forwards, f) && !has(plan.forwards_added, f)) plan.forwards_added.push_back(f);
+  }
+  for (const auto& f : running.forwards) {
+    if (!has(loaded.forwards, f)) plan.forwards_removed.push_back(f);
+  }
+  const auto& a = running.options;
+  const auto& b = loaded.options;
+  const auto setting = [&plan](const char* name, const std::string& was, const std::string& now) {
+    if (was != now) plan.refused.push_back(std::string(name) + " " + was + " -> " + now);
+  };
+  const auto ms = [](milliseconds v) { return std::to_string(v.count()); };
+  setting("relay", a.relay_host + ":" + std::to_string(a.relay_port),
+          b.relay_host + ":" + std::to_string(b.relay_port));
+  setting("user", a.user, b.user);
+  setting("password_file", running.password_file.string(), loaded.password_file.string());
+  setting("fingerprint", a.tls.fingerprint, b.tls.fingerprint);
+  setting("ca", a.tls.ca_file.string(), b.tls.ca_file.string());
+  setting("plaintext", a.plaintext ? "true" : "false", b.plaintext ? "true" : "false");
+  setting("keepalive_ms", ms(a.keepalive), ms(b.keepalive));
+  setting("vacant_lines", std::to_string(a.vacant_lines), std::to_string(b.vacant_lines));
+  setting("connect_timeout_ms", ms(a.connect_timeout), ms(b.connect_timeout));
+  return plan;
+}
 
 agent_config load_agent_config(const std::filesystem::path& file, agent_config c) {
   const std::string where = file.string();

@@ -91,6 +91,7 @@ awaitable<void> agent_line::run() {
     error_ = "relay closed the line";
   } catch (const call_error& e) {
     error_ = e.what();
+    logged_out_ = e.code() == error_code::ok;  // after this agent's LOGOUT
   } catch (const p::protocol_violation& e) {
     error_ = std::string("protocol error from relay: ") + e.what();
     spdlog::warn("line to relay: {}", error_);
@@ -111,7 +112,13 @@ awaitable<void> agent_line::run() {
   reply_ready_.set();
   data_ready_.set();
   data_consumed_.set();
-  if (was_logged_in) spdlog::info("line to relay lost: {}", p::printable(error_));
+  if (was_logged_in) {
+    // A surplus line this agent retired, or the relay closing its lines after our LOGOUT, is
+    // routine.
+    const bool routine = retired_ || logged_out_;
+    spdlog::log(routine ? spdlog::level::debug : spdlog::level::info, "line to relay {}: {}",
+                routine ? "closed" : "lost", p::printable(error_));
+  }
   owner_->line_ended(*this);
 }
 

@@ -112,6 +112,7 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   bool logged_in_ = false;
   bool retired_ = false;
   bool calls_only_ = false;
+  bool logged_out_ = false;  // the relay closed the line with LOGGED-OUT(OK)
   std::chrono::milliseconds keepalive_{1000};
   std::optional<protocol::message> reply_;
   std::shared_ptr<session_core> current_;

@@ -17,6 +17,10 @@ forward_path::forward_path(bool splice) {
 awaitable<bool> forward_path::forward(line_stream& from, line_stream* to, std::uint32_t length,
                                       liveness& from_state) {
   const bool delivered = co_await forward_payload(from, to, length, from_state);
+  // A plain load and store, not a read-modify-write: only one thread forwards this direction.
+  if (delivered)
+    delivered_.store(delivered_.load(std::memory_order_relaxed) + length,
+                     std::memory_order_relaxed);
   // The next payload is likely as large as this one (bulk transfer comes in full frames). Once
   // payloads are only dropped (no destination, or it broke), nothing is spliced any more.
   const bool spliced = splicing() && to && !broken_ && length > small_payload;

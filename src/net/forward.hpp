@@ -60,6 +60,11 @@ class forward_path {
                           liveness& from_state);
 
   bool splicing() const { return pipe_.has_value(); }
+  // Payload bytes of the DATA frames this path delivered to their destination (not those
+  // dropped because the destination was gone). Written only by the thread forwarding this
+  // direction (the control thread, or a forwarding thread during a stint), one add per frame;
+  // readable from any thread at any time (relaxed: a count, nothing is published through it).
+  std::uint64_t delivered_bytes() const { return delivered_.load(std::memory_order_relaxed); }
 
  private:
   awaitable<bool> forward_payload(line_stream& from, line_stream* to, std::uint32_t length,
@@ -79,6 +84,7 @@ class forward_path {
   std::optional<recycled<small_pool>> small_;  // splice: payloads of at most small_payload
   std::optional<recycled<chunk_pool>> chunk_;  // copy (a TLS end): every payload
   bool broken_ = false;  // the destination failed; the pipe may hold stale bytes
+  std::atomic<std::uint64_t> delivered_{0};  // one writer at a time: see delivered_bytes()
 };
 
 }  // namespace switchboard::net

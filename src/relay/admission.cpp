@@ -19,6 +19,12 @@ admission::admission(hub& h)
       failures_by_address_(h.config().login_failure_burst, h.config().login_failure_refill_s),
       failures_by_user_(h.config().login_failure_burst, h.config().login_failure_refill_s) {}
 
+void admission::config_changed() {
+  const auto& cfg = hub_.config();
+  failures_by_address_.set_rates(cfg.login_failure_burst, cfg.login_failure_refill_s);
+  failures_by_user_.set_rates(cfg.login_failure_burst, cfg.login_failure_refill_s);
+}
+
 std::string admission::address_key(const asio::ip::address& a) {
   if (a.is_v4()) return a.to_string();
   const auto v6 = a.to_v6();

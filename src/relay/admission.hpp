@@ -66,6 +66,8 @@ struct login_verdict {
 class admission {
  public:
   explicit admission(hub& h);
+  // The hub's configuration changed (reload): its failed-login figures apply from now on.
+  void config_changed();
 
   // The key a source address is counted under: the address itself for IPv4 (and IPv4-mapped
   // IPv6), its /64 prefix for IPv6 (one subscriber's usual allocation).

@@ -12,6 +12,7 @@ namespace switchboard::relay {
 using std::chrono::milliseconds;
 
 struct relay_config {
+  std::string log_level = "info";  // for the program's log (the hub does not read it)
   std::string listen = "0.0.0.0:7443";
   std::filesystem::path data_dir = "./switchboard-data";
   bool plaintext = false;           // TLS off: only when asked for explicitly
@@ -58,5 +59,8 @@ struct relay_config {
 unsigned auto_forward_threads();
 // "auto" or a count from 0 to 256; throws std::runtime_error naming `where` otherwise.
 unsigned parse_forward_threads(const std::string& text, const std::string& where);
+// One of trace, debug, info, warn, error, critical, off.
+bool valid_log_level(const std::string& level);
+inline constexpr const char* log_levels = "trace, debug, info, warn, error, critical, off";
 
 }  // namespace switchboard::relay

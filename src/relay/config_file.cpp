@@ -1,5 +1,8 @@
 #include "relay/config_file.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
+#include <concepts>
 #include <string>
 #include <thread>
 
@@ -31,8 +34,11 @@ unsigned parse_forward_threads(const std::string& text, const std::string& where
 relay_config load_relay_config(const std::filesystem::path& file, relay_config c) {
   const std::string where = file.string();
   const toml::table t = net::parse_toml_file(where);
-  net::check_keys(
-      t, {"listen", "data_dir", "plaintext", "cert_file", "key_file", "timeouts", "limits"}, where);
+  net::check_keys(t,
+                  {"log_level", "listen", "data_dir", "plaintext", "cert_file", "key_file",
+                   "timeouts", "limits"},
+                  where);
+  c.log_level = net::get_or<std::string>(t, "log_level", c.log_level, where);
   c.listen = net::get_or<std::string>(t, "listen", c.listen, where);
   c.data_dir = net::get_or<std::string>(t, "data_dir", c.data_dir.string(), where);
   c.plaintext = net::get_or<bool>(t, "plaintext", c.plaintext, where);
@@ -103,7 +109,83 @@ relay_config load_relay_config(const std::filesystem::path& file, relay_config c
   if (c.ring_timeout.count() < 100) {
     throw std::runtime_error(where + ": ring_ms must be at least 100");
   }
+  if (!valid_log_level(c.log_level)) {
+    throw std::runtime_error(where + ": log_level must be one of " + std::string(log_levels));
+  }
   return c;
+}
+
+bool valid_log_level(const std::string& level) {
+  for (const char* l : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    if (level == l) return true;
+  }
+  return false;
+}
+
+namespace {
+
+std::string shown(const std::string& v) {
+  return v.empty() ? "\"\"" : v;
+}
+std::string shown(const std::filesystem::path& v) {
+  return shown(v.string());
+}
+std::string shown(bool v) {
+  return v ? "true" : "false";
+}
+std::string shown(milliseconds v) {
+  return std::to_string(v.count());
+}
+std::string shown(double v) {
+  return fmt::format("{}", v);
+}
+template <std::integral T>
+std::string shown(T v) {
+  return std::to_string(v);
+}
+
+}  // namespace
+
+reload_plan plan_reload(const relay_config& running, const relay_config& loaded) {
+  reload_plan plan{running, {}, {}};
+  // One setting under its name in the file: taken over if `live`, else named as refused.
+  const auto setting = [&](const char* name, auto relay_config::*member, bool live) {
+    const auto& was = running.*member;
+    const auto& now = loaded.*member;
+    if (was == now) return;
+    std::string what = fmt::format("{} {} -> {}", name, shown(was), shown(now));
+    if (live) {
+      plan.next.*member = now;
+      plan.changed.push_back(std::move(what));
+    } else {
+      plan.refused.push_back(std::move(what));
+    }
+  };
+  using c = relay_config;
+  setting("log_level", &c::log_level, true);
+  setting("listen", &c::listen, false);
+  setting("data_dir", &c::data_dir, false);
+  setting("plaintext", &c::plaintext, false);
+  setting("cert_file", &c::cert_file, true);
+  setting("key_file", &c::key_file, true);
+  setting("timeouts.login_ms", &c::login_timeout, true);
+  setting("timeouts.keepalive_max_ms", &c::max_keepalive, true);
+  setting("timeouts.keepalive_min_ms", &c::min_keepalive, true);
+  setting("timeouts.demand_ms", &c::demand_timeout, true);
+  setting("timeouts.ring_ms", &c::ring_timeout, true);
+  setting("timeouts.release_ms", &c::release_timeout, true);
+  setting("timeouts.drain_ms", &c::drain_timeout, true);
+  setting("timeouts.settings_poll_ms", &c::settings_poll, true);
+  setting("limits.login_failure_burst", &c::login_failure_burst, true);
+  setting("limits.login_failure_refill_s", &c::login_failure_refill_s, true);
+  setting("limits.max_pending_logins", &c::max_pending_logins, true);
+  setting("limits.max_waiting_per_address", &c::max_waiting_per_address, true);
+  setting("limits.max_waiting", &c::max_waiting, true);
+  setting("limits.caller_line_share", &c::caller_line_share, true);
+  setting("limits.auth_threads", &c::auth_threads, false);
+  setting("limits.forward_threads", &c::forward_threads, false);
+  setting("offload_after_frames", &c::offload_after_frames, true);
+  return plan;
 }
 
 }  // namespace switchboard::relay

@@ -61,11 +61,22 @@ struct device {
   bool allows(const std::string& caller) const;
 };
 
+// How a paired session ended: the first of its ends that the relay saw (docs/configuration.md
+// "Logs").
+struct session_end {
+  std::string by;   // "caller", "target" or "relay"
+  std::string how;  // "TERMINATE", "RELEASE", "line closed", ...
+  protocol::error_code code = protocol::error_code::ok;
+};
+
 struct session {
   std::uint32_t id = 0;
   std::string service;
-  std::string caller_user;       // the caller's user ID, kept after the caller detaches
-  std::shared_ptr<line> caller;  // reset when that side detaches
+  std::string caller_user;  // the caller's user ID, kept after the caller detaches
+  std::string target_user;  // the target's user ID, kept after the target detaches
+  std::chrono::steady_clock::time_point paired_at{};
+  std::optional<session_end> ended;  // set once, by the first end (note_end)
+  std::shared_ptr<line> caller;      // reset when that side detaches
   std::shared_ptr<line> target;
   bool paired = false;
   bool terminated = false;
@@ -75,6 +86,15 @@ struct session {
   std::optional<asio::any_io_executor> forward_on;  // its forwarding thread, once it has one
 
   std::shared_ptr<line> peer_of(const line* l) const { return l == caller.get() ? target : caller; }
+  // "caller" or "target": which side `l` is (the line must still be attached).
+  const char* side_of(const line* l) const { return l == caller.get() ? "caller" : "target"; }
+  // Records how the session ended, unless an earlier end was recorded.
+  void note_end(std::string by, std::string how, protocol::error_code code) {
+    if (!ended) ended = session_end{std::move(by), std::move(how), code};
+  }
+  // Payload bytes delivered each way so far (the forward paths' counters; 0 before pairing).
+  std::uint64_t bytes_to_target() const { return to_target ? to_target->delivered_bytes() : 0; }
+  std::uint64_t bytes_to_caller() const { return to_caller ? to_caller->delivered_bytes() : 0; }
   net::forward_path* path_to(const line* dst) const {
     return dst == caller.get() ? to_caller.get() : to_target.get();
   }
@@ -93,6 +113,10 @@ struct hub_counters {
   std::uint64_t ring_timeouts = 0;          // demands that failed because the target did not answer
   std::uint64_t peers_paced = 0;            // PEERS? answers that waited for the line's pacing
   std::uint64_t sessions_paired = 0;
+  std::uint64_t sessions_ended = 0;  // paired sessions both of whose lines have left them
+  // Payload bytes the ended sessions delivered, each way (live sessions: session::bytes_to_*).
+  std::uint64_t ended_bytes_to_targets = 0;
+  std::uint64_t ended_bytes_to_callers = 0;
   std::uint64_t demands = 0;
   std::uint64_t offloads = 0;        // stints of paired sessions on forwarding threads
   std::uint64_t offload_frames = 0;  // control frames handled while their line was in a stint
@@ -126,6 +150,11 @@ class hub {
   ~hub();
 
   const relay_config& config() const { return cfg_; }
+  // Reload (SIGHUP): `next` replaces the configuration; the caller kept the settings that need a
+  // restart (relay::plan_reload). Control thread only, like every reader of config(): none holds
+  // a reference across a suspension. Limits, timeouts and rate-limit figures apply to what
+  // happens from now on (a granted keep-alive, a deadline already running stay as they are).
+  void reconfigure(relay_config next);
   // The control thread's executor: every line's coroutines run here.
   const asio::any_io_executor& executor() const { return ex_; }
   forward_threads& forwarders() { return forwarders_; }

@@ -34,6 +34,36 @@ const char* state_name(line_state s) {
   return "?";
 }
 
+namespace {
+
+// Errors with which a line ends when the agent closed it or its process went away. A TLS line
+// closed without close_notify reads as connection_aborted, like a TLS failure: after login that
+// is nearly always the former, before it (handshake) possibly the latter.
+bool routine_loss(const boost::system::error_code& ec, bool logged_in) {
+  if (ec == asio::error::eof || ec == asio::error::connection_reset) return true;
+  return logged_in && (ec == asio::error::connection_aborted || ec == asio::error::broken_pipe);
+}
+
+// One info line per paired session, when the last of its two lines has left it.
+void log_session_end(hub& h, const session& s) {
+  auto& c = h.counters();
+  ++c.sessions_ended;
+  const auto to_target = s.bytes_to_target();
+  const auto to_caller = s.bytes_to_caller();
+  c.ended_bytes_to_targets += to_target;
+  c.ended_bytes_to_callers += to_caller;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - s.paired_at);
+  const session_end e = s.ended.value_or(session_end{"relay", "ended", error_code::ok});
+  spdlog::info(
+      "session {} ended: {} -> {}:{}, {} bytes to target, {} bytes to caller, {}.{:03} s, by {}: "
+      "{} {}",
+      s.id, s.caller_user, s.target_user, s.service, to_target, to_caller, ms.count() / 1000,
+      ms.count() % 1000, e.by, e.how, p::error_name(e.code));
+}
+
+}  // namespace
+
 line::line(hub& h, net::line_stream stream, std::string remote, std::string address_key)
     : hub_(h),
       stream_(std::move(stream)),
@@ -72,7 +102,13 @@ awaitable<void> line::run() {
     spdlog::warn("{}: protocol error: {}", tag(), e.what());
     close(error_code::protocol_error, e.what());
   } catch (const boost::system::system_error& e) {
-    if (!closing_) spdlog::info("{}: line lost: {}", tag(), e.code().message());
+    if (!closing_) {
+      // An agent that closes its line (surplus line retired, program exited) is routine; any
+      // other failure is worth an operator's look.
+      const auto level = routine_loss(e.code(), state_ != line_state::auth) ? spdlog::level::debug
+                                                                            : spdlog::level::info;
+      spdlog::log(level, "{}: line lost: {}", tag(), e.code().message());
+    }
   } catch (const std::exception& e) {
     spdlog::error("{}: {}", tag(), e.what());
     close(error_code::busy, "internal error");
@@ -86,7 +122,10 @@ void line::close(error_code code, std::string text, error_code peer_code) {
   close_code_ = code;
   peer_code_ = peer_code;
   if (code != error_code::ok || !text.empty()) {
-    spdlog::info("{}: closing: {} ({})", tag(), p::error_name(code), text);
+    // Logout and shutdown close every line of a device or relay: said once elsewhere.
+    const bool routine = code == error_code::ok || code == error_code::relay_shutdown;
+    spdlog::log(routine ? spdlog::level::debug : spdlog::level::info, "{}: closing: {} ({})", tag(),
+                p::error_name(code), text);
   }
   if (offload_ && offload_->running()) {
     // The stint holds the write mutex and the socket: closed on the forwarding thread.
@@ -133,6 +172,15 @@ awaitable<void> line::teardown() {
   device_ = nullptr;
   if (auto s = session_) {
     auto peer = s->peer_of(this);
+    if (was == line_state::paired && !s->terminated) {
+      if (!notified_close) {
+        s->note_end(s->side_of(this), "line lost", error_code::peer_lost);
+      } else if (close_code_ == error_code::ok && peer_code_ == error_code::peer_logged_out) {
+        s->note_end(s->side_of(this), "logout", error_code::ok);
+      } else {
+        s->note_end(s->side_of(this), "line closed", close_code_);
+      }
+    }
     detach_session();
     const error_code code = notified_close ? peer_code_ : error_code::peer_lost;
     if (peer) {
@@ -474,6 +522,7 @@ awaitable<void> line::on(const p::demand& m) {
   s->id = hub_.next_session_id();
   s->service = m.service;
   s->caller_user = user_;
+  s->target_user = r.target->user();
   s->caller = shared_from_this();
   session_ = s;
   const auto& cfg = hub_.config();
@@ -566,6 +615,7 @@ awaitable<void> line::on(const p::accept& m) {
     co_return;
   }
   s->paired = true;
+  s->paired_at = clock::now();
   ++hub_.counters().sessions_paired;
   set_state(line_state::paired);
   caller->set_state(line_state::paired);
@@ -618,11 +668,14 @@ void line::demand_failed(error_code code, std::string text) {
 }
 
 void line::notify_terminated(error_code code, std::string text) {
+  // Ends a line or agent made were recorded where they happened; what is left is the relay's.
+  if (session_ && state_ == line_state::paired) session_->note_end("relay", "TERMINATE", code);
   if (start_releasing()) notify(p::terminate{code, std::move(text)});
 }
 
 awaitable<void> line::on(const p::terminate& m) {
   auto s = session_;
+  if (state_ == line_state::paired) s->note_end(s->side_of(this), "TERMINATE", m.code);
   set_state(line_state::releasing, clock::now() + hub_.config().release_timeout);
   if (!s->terminated) {
     s->terminated = true;
@@ -633,13 +686,14 @@ awaitable<void> line::on(const p::terminate& m) {
 
 awaitable<void> line::on(const p::release&) {
   if (session_) {
-    spdlog::info("{}: session {} released", tag(), session_->id);
+    spdlog::debug("{}: session {} released", tag(), session_->id);
     if (state_ == line_state::ringing) {
       // Releasing instead of answering declines the call.
       if (auto caller = session_->caller) {
         caller->demand_failed(error_code::rejected, "the target declined");
       }
     } else if (state_ == line_state::paired && !session_->terminated) {
+      session_->note_end(session_->side_of(this), "RELEASE", error_code::ok);
       session_->terminated = true;
       if (auto peer = session_->peer_of(this)) {
         peer->notify_terminated(error_code::ok, "the peer ended the session");
@@ -693,9 +747,11 @@ std::string_view line::called_by() const {
 void line::detach_session() {
   if (!session_) return;
   stream_.set_read_ahead(true);  // forwarding may have turned it off; control frames come next
-  if (session_->caller.get() == this) session_->caller.reset();
-  if (session_->target.get() == this) session_->target.reset();
-  session_.reset();
+  const auto s = std::move(session_);
+  if (s->caller.get() == this) s->caller.reset();
+  if (s->target.get() == this) s->target.reset();
+  // The last side has left: both lines left the paired state before, which ended any stint.
+  if (s->paired && !s->caller && !s->target) log_session_end(hub_, *s);
 }
 
 void line::evicted(error_code code, std::string text) {

@@ -25,6 +25,11 @@ class rate_limiter {
   void give_back(const std::string& key, clock::time_point now = clock::now());
   // True if the key has at least one token left; takes nothing.
   bool allowed(const std::string& key, clock::time_point now = clock::now());
+  // New figures for every key: buckets above the new burst are cut to it when next refilled.
+  void set_rates(double burst, double refill_seconds) {
+    burst_ = burst;
+    refill_s_ = refill_seconds;
+  }
   std::size_t tracked() const { return buckets_.size(); }
 
  private:

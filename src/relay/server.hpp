@@ -32,6 +32,12 @@ class server {
   void stop();
 
   hub& state() { return hub_; }
+  // Control thread. New TLS handshakes use `tls` (lines already open keep theirs: each line's
+  // SSL holds a reference to its context). Ignored by a plaintext server.
+  void set_tls(net::ssl_ctx_ptr tls) {
+    if (tls_ && tls) tls_ = std::move(tls);
+  }
+  bool uses_tls() const { return tls_ != nullptr; }
 
  private:
   awaitable<void> accept_loop();

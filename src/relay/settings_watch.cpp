@@ -12,6 +12,11 @@ namespace switchboard::relay {
 
 namespace p = protocol;
 
+void hub::reconfigure(relay_config next) {
+  cfg_ = std::move(next);
+  admission_.config_changed();
+}
+
 void hub::start_settings_watch() {
   settings_watch_on_ = true;
   arm_settings_timer();

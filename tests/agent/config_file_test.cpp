@@ -209,6 +209,114 @@ TEST_F(ConfigFile, AgentValueErrorsAreRuntimeErrorsNamingTheFile) {
   }
 }
 
+// --- reloading (SIGHUP, docs/configuration.md "Reloading") -------------------------------------
+
+TEST_F(ConfigFile, RelayReloadTakesOverLiveSettingsAndNamesTheOthers) {
+  relay::relay_config running;
+  running.forward_threads = 2;
+  const auto loaded = relay::load_relay_config(write(R"(
+log_level = "debug"
+listen = "127.0.0.1:9000"
+data_dir = "/elsewhere"
+[timeouts]
+demand_ms = 5000
+keepalive_max_ms = 20000
+[limits]
+login_failure_burst = 3
+max_waiting_per_address = 7
+forward_threads = 4
+auth_threads = 2
+)"),
+                                               running);
+  const auto plan = relay::plan_reload(running, loaded);
+  EXPECT_EQ(plan.changed, (std::vector<std::string>{
+                              "log_level info -> debug",
+                              "timeouts.keepalive_max_ms 25000 -> 20000",
+                              "timeouts.demand_ms 30000 -> 5000",
+                              "limits.login_failure_burst 10 -> 3",
+                              "limits.max_waiting_per_address 1024 -> 7",
+                          }));
+  EXPECT_EQ(plan.refused, (std::vector<std::string>{
+                              "listen 0.0.0.0:7443 -> 127.0.0.1:9000",
+                              "data_dir ./switchboard-data -> /elsewhere",
+                              "limits.forward_threads 2 -> 4",
+                          }));
+  EXPECT_EQ(plan.next.log_level, "debug");
+  EXPECT_EQ(plan.next.demand_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(plan.next.max_keepalive, std::chrono::milliseconds(20000));
+  EXPECT_EQ(plan.next.login_failure_burst, 3);
+  EXPECT_EQ(plan.next.max_waiting_per_address, 7u);
+  // What needs a restart keeps its running value.
+  EXPECT_EQ(plan.next.listen, running.listen);
+  EXPECT_EQ(plan.next.data_dir, running.data_dir);
+  EXPECT_EQ(plan.next.forward_threads, 2u);
+}
+
+TEST_F(ConfigFile, RelayReloadOfTheSameFileChangesNothing) {
+  const auto file = write("[timeouts]\ndemand_ms = 5000\n");
+  const auto running = relay::load_relay_config(file);
+  const auto plan = relay::plan_reload(running, relay::load_relay_config(file));
+  EXPECT_TRUE(plan.changed.empty());
+  EXPECT_TRUE(plan.refused.empty());
+  EXPECT_EQ(plan.next.demand_timeout, std::chrono::milliseconds(5000));
+}
+
+TEST_F(ConfigFile, RelayLogLevelMustBeKnown) {
+  EXPECT_NE(error_of([&] {
+              relay::load_relay_config(write("log_level = \"loud\"\n"));
+            }).find("log_level"),
+            std::string::npos);
+}
+
+TEST_F(ConfigFile, AgentReloadListsServiceAndForwardChangesAndRefusesTheRest) {
+  const auto running = agent::load_agent_config(write(R"(
+relay = "127.0.0.1:7443"
+user = "bob"
+[services]
+ssh = "127.0.0.1:22"
+web = "127.0.0.1:80"
+old = "127.0.0.1:1"
+[[forward]]
+peer = "alice"
+service = "web"
+listen = "127.0.0.1:18080"
+[[forward]]
+peer = "alice"
+service = "ssh"
+listen = "127.0.0.1:18022"
+)"));
+  const auto loaded = agent::load_agent_config(write(R"(
+relay = "127.0.0.1:7444"
+user = "bob"
+vacant_lines = 4
+[services]
+ssh = "127.0.0.1:22"
+web = "127.0.0.1:8080"
+new = "127.0.0.1:2"
+[[forward]]
+peer = "alice"
+service = "ssh"
+listen = "127.0.0.1:18022"
+[[forward]]
+peer = "carol"
+service = "web"
+listen = "127.0.0.1:18081"
+)"));
+  const auto plan = agent::plan_agent_reload(running, loaded);
+  EXPECT_EQ(plan.services_added, std::vector<std::string>{"new"});
+  EXPECT_EQ(plan.services_removed, std::vector<std::string>{"old"});
+  EXPECT_EQ(plan.services_changed, std::vector<std::string>{"web"});
+  ASSERT_EQ(plan.forwards_added.size(), 1u);
+  EXPECT_EQ(plan.forwards_added[0].peer, "carol");
+  ASSERT_EQ(plan.forwards_removed.size(), 1u);
+  EXPECT_EQ(plan.forwards_removed[0].listen, "127.0.0.1:18080");
+  EXPECT_EQ(plan.refused, (std::vector<std::string>{"relay 127.0.0.1:7443 -> 127.0.0.1:7444",
+                                                    "vacant_lines 2 -> 4"}));
+  EXPECT_TRUE(plan.changes_something());
+  EXPECT_FALSE(agent::plan_agent_reload(loaded, loaded).changes_something());
+  EXPECT_TRUE(agent::plan_agent_reload(loaded, loaded).refused.empty());
+}
+
 TEST(PeerServiceSpec, ParsesAndRejects) {
   EXPECT_EQ(agent::parse_peer_service("bob:ssh").first, "bob");
   EXPECT_EQ(agent::parse_peer_service("bob:ssh").second, "ssh");

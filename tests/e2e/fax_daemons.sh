@@ -65,6 +65,9 @@ EOF
 
 start_fax_daemon bob bob
 start_fax_daemon alice1 alice
+# SIGHUP does not stop a daemon (it has nothing to reload and says so).
+signal_bg bob HUP
+wait_log bob "SIGHUP: the fax daemon has nothing to reload" 10
 
 # --- one job, --wait ----------------------------------------------------------------------------
 t0=$(now)

@@ -108,7 +108,7 @@ TEST(Services, TheNewestInstanceTakesAServiceOverAndTheOldOneKeepsTheRest) {
     CO_WAIT_UNTIL(old_one->stats().services_lost == 1, 5s);
     EXPECT_EQ(old_one->services(), (names{"web"}));
     EXPECT_EQ(env.counters().services_taken_over, 1u);
-    // Make the old instance open more lines (token logins carry its list: now without ssh).
+    // Make the old instance open more lines (ticket logins carry its list: now without ssh).
     int done = 0;
     for (int i = 0; i < 12; ++i) {
       asio::co_spawn(
