@@ -9,7 +9,9 @@
 //
 // Liveness: each line pings at the keep-alive interval and is replaced when the relay stops
 // answering (docs/protocol.md §8); lost lines are reopened with exponential back-off and jitter,
-// forever (or, with retry_refused_login=false, until the relay refuses the login).
+// until the relay refuses the password or logs the device out for good (BAD_CREDENTIALS,
+// DUPLICATE_LOGIN); a one-shot agent gives up at its first failed attempt instead. Each failure
+// is named (failure.hpp): the first of a cause and then about one a minute are logged.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/failure.hpp"
 #include "agent/options.hpp"
 #include "agent/session.hpp"
 #include "net/event.hpp"
@@ -48,7 +51,7 @@ struct answer {
 using incoming_handler = std::function<awaitable<answer>(incoming_call)>;
 
 // A demand, login or query the relay refused, with its code and message.
-class call_error : public std::runtime_error {
+class call_error : public agent_error {
  public:
   call_error(protocol::error_code code, const std::string& message);
   protocol::error_code code() const { return code_; }
@@ -82,9 +85,15 @@ class agent : public std::enable_shared_from_this<agent> {
   // LOGOUT on one line: the relay ends every session and closes every line of this device.
   awaitable<void> logout();
 
-  // Until a line is logged in. Throws call_error if the relay refused the login and
-  // retry_refused_login is false, or if another instance took over (DUPLICATE_LOGIN).
+  // Until a line is logged in. Throws what ended the agent (fatal()), or agent_error with the last
+  // attempt's cause if no line logged in within 3 connect timeouts.
   awaitable<void> wait_ready();
+  // Until the agent gives up for good (a refused password, the device logged out by the relay
+  // for good, or any failed attempt of a one-shot agent), and returns why; returns null if
+  // stop() came first.
+  awaitable<std::exception_ptr> wait_fatal();
+  // What wait_fatal() returns, now: null while the agent has not given up.
+  std::exception_ptr fatal() const { return fatal_; }
   // Calls PEER:SERVICE. Throws call_error with the relay's or the peer's code.
   awaitable<session> call(std::string peer, std::string service);
   // Logged-in devices this user may call.
@@ -103,7 +112,8 @@ class agent : public std::enable_shared_from_this<agent> {
   void logged_in(agent_line& l, const protocol::login_ok& ok, protocol::auth_method how);
   void login_refused(protocol::error_code code, const std::string& message, bool used_token);
   void line_changed();  // a line's state changed: the pool may need a new line
-  void line_ended(agent_line& l);
+  // `failure`: why the line could not log in (null if it did, or was closed on purpose).
+  void line_ended(agent_line& l, std::exception_ptr failure);
   const protocol::instance_id& instance() const { return instance_; }
   SSL_CTX* tls_context() const { return tls_.get(); }
   const incoming_handler& incoming() const { return incoming_; }
@@ -118,6 +128,8 @@ class agent : public std::enable_shared_from_this<agent> {
   awaitable<std::shared_ptr<agent_line>> vacant_line();
   std::chrono::milliseconds next_backoff();
   std::size_t count_ready_or_coming() const;
+  void attempt_failed(const std::exception_ptr& failure, std::chrono::steady_clock::time_point now);
+  void give_up(std::exception_ptr why);
 
   asio::any_io_executor ex_;
   agent_options opts_;
@@ -129,7 +141,9 @@ class agent : public std::enable_shared_from_this<agent> {
   net::event pool_changed_;       // wakes maintain()
   net::broadcast lines_changed_;  // wakes everyone waiting for a usable line
   bool running_ = false;
-  std::optional<call_error> fatal_;
+  std::exception_ptr fatal_;  // why the agent gave up; set once
+  std::string last_failure_;  // the last failed attempt's cause, for wait_ready
+  failure_digest failure_log_;
   unsigned failures_ = 0;  // consecutive failed attempt waves; reset by a successful login
   // When the next line may be opened. One failed wave of lines moves it once, however many
   // lines of the wave fail.

@@ -26,8 +26,10 @@ struct agent_options {
   milliseconds call_timeout{45'000};     // local guard on top of the relay's demand deadline
   milliseconds backoff_initial{250};
   milliseconds backoff_max{30'000};
-  // One-shot commands give up on a refused login; the long-running agent keeps trying.
-  bool retry_refused_login = true;
+  // One-shot commands (peers, pipe) give up at the first failed attempt to open a line, whatever
+  // its cause (a refused line token excepted: that falls back to the password at once); the
+  // long-running agent retries with back-off, except after a refused password.
+  bool one_shot = false;
 };
 
 }  // namespace switchboard::agent
