@@ -70,7 +70,7 @@ start_bg slow-plain-vs-tls timeout 60 "$SB_BIN" peers --relay "$RELAY_ADDR" --pl
   --user alice --password-file "$WORK/pw/alice"
 SLOW_T0=$(now)
 
-# Credentials: unknown user and wrong password look the same (BAD_CREDENTIALS), exit 1, promptly.
+# Credentials: unknown user and wrong password look the same (BAD_CREDENTIALS), exit 5, promptly.
 printf 'not-the-password\n' >"$WORK/pw/wrong"
 expect_fail peers-wrong-password "BAD_CREDENTIALS" timeout 30 "$SB_BIN" peers "${SB_CONN[@]}" \
   --user alice --password-file "$WORK/pw/wrong"

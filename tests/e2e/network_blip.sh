@@ -6,7 +6,7 @@
 #         nobody has), as when a NAT forgot the flow: bob's kernel retransmits in vain;
 #   down: bob's interface goes down (Wi-Fi gone): bob's kernel has no route and sends nothing.
 # Alice holds an idle session with bob:echo across each. With a 1 s keep-alive:
-#   - the relay ends the session (TERMINATE(PEER_LOST): alice's pipe exits 1 and says so) and
+#   - the relay ends the session (TERMINATE(PEER_LOST): alice's pipe exits 8 and says so) and
 #     drops bob's lines, so alice's peers no longer list bob: silence for 3 intervals;
 #   - bob's agent replaces all its lines while the link is still cut, the paired one too (PONG
 #     late, and TCP shows the path dead: net::path_dead), so its side of the session ends too;
