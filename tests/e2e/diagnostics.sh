@@ -56,6 +56,21 @@ expect_status unresolvable 3 "cannot resolve the relay's host name 'relay.invali
 expect_status pipe-relay-down 3 "refused" \
   timeout 30 "$SB_BIN" pipe bob:echo --relay "127.0.0.1:$NOWHERE" --fingerprint "$FP" "${ALICE[@]}"
 
+# A relay that accepts and then says nothing: a timeout is still a timeout (connect_timeout_ms),
+# named with the step it cut short.
+"$PYTHON" -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); __import__("os").replace(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(50)' "$WORK/silent.port" &
+SILENT_PID=$!
+BG_ALL+=("$SILENT_PID")
+SILENT_PORT=$(read_port_file "$WORK/silent.port")
+printf 'connect_timeout_ms = 1000\n' >"$WORK/short-timeout.toml"
+expect_status silent-relay 3 "no answer from the relay at 127.0.0.1:$SILENT_PORT within the connect timeout of 1000 ms \(while in the TLS handshake\)" \
+  timeout 30 "$SB_BIN" peers --config "$WORK/short-timeout.toml" --relay "127.0.0.1:$SILENT_PORT" \
+  --fingerprint "$FP" "${ALICE[@]}"
+kill "$SILENT_PID" 2>/dev/null || true
+
 # TLS on one side only, both ways; each relay logs what the client spoke.
 expect_status plaintext-agent 4 "this relay requires TLS" \
   timeout 30 "$SB_BIN" peers --relay "$RELAY_ADDR" --plaintext "${ALICE[@]}"
