@@ -2,7 +2,7 @@
 # Every cause of a failed line is named at once, with its own exit status (switchboard --help,
 # docs/configuration.md): one-shot commands fail within 5 s at the first definitive failure (wrong
 # fingerprint, CA that did not sign the relay, relay down, unresolvable name, TLS on one side
-# only either way, wrong password); the relay logs a client that spoke the other transport; a
+# only either way, wrong password), a silent relay at connect_timeout_ms; the relay logs a client that spoke the other transport; a
 # long-running agent with a wrong password exits without retrying; one whose user is removed
 # exits; one whose relay is down logs the cause and the next try once, and logs when it is back.
 set -euo pipefail
