@@ -117,6 +117,22 @@ void reload_agent(agent::agent& a, agent::agent_config& running,
       plan.forwards_added.size(), plan.forwards_removed.size());
 }
 
+// Ends `io` with the agent's fatal error, if it ever has one (a refused password, the user
+// removed, another instance took over): a long-running agent then exits non-zero.
+void exit_on_fatal(asio::io_context& io, const std::shared_ptr<agent::agent>& a, int& rc) {
+  asio::co_spawn(
+      io,
+      [&io, a, &rc]() -> awaitable<void> {
+        const std::exception_ptr why = co_await a->wait_fatal();
+        if (!why) co_return;
+        rc = agent::exit_status(why);
+        spdlog::error("exiting with status {}", rc);
+        a->stop();
+        io.stop();
+      },
+      asio::detached);
+}
+
 // Runs the long-lived agent: services, forwards, reconnecting forever until SIGINT/SIGTERM.
 // SIGHUP reloads services and forwards through `reread`.
 int run_agent(agent::agent_config c, std::function<std::optional<agent::agent_config>()> reread) {
@@ -131,6 +147,8 @@ int run_agent(agent::agent_config c, std::function<std::optional<agent::agent_co
   for (const auto& [name, hp] : c.services)
     spdlog::info("exposing '{}' = {}:{}", name, hp.host, hp.port);
   a->start();
+  int rc = 0;
+  exit_on_fatal(io, a, rc);
   std::optional<asio::signal_set> signals;
   cli::handle_signals(
       signals, io, [&](int) { cli::log_out_and_stop(io, a); },
@@ -142,24 +160,46 @@ int run_agent(agent::agent_config c, std::function<std::optional<agent::agent_co
           co_await a->wait_ready();
           spdlog::info("logged in to {}:{} as {}", a->options().relay_host, a->options().relay_port,
                        a->options().user);
-        } catch (const std::exception& e) {
-          spdlog::warn("{}", protocol::printable(e.what()));
+        } catch (const std::exception&) {
+          // The agent gave up (exit_on_fatal reports it) or was stopped.
         }
       },
       asio::detached);
   io.run();
   cli::retire_signal_handlers(signals);
-  return 0;
+  return rc;
 }
 
-// Runs one coroutine against a freshly started agent, then stops. Exit code from the coroutine.
+// After io.run() returned: SIGHUP is ignored from then on (as retire_signal_handlers does for
+// SIGINT and SIGTERM), so that a hang-up arriving while the program exits cannot kill it.
+void retire_hangup_handler(std::optional<asio::signal_set>& hangup) {
+  sigset_t hup;
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  sigset_t before;
+  ::pthread_sigmask(SIG_BLOCK, &hup, &before);
+  hangup.reset();
+  std::signal(SIGHUP, SIG_IGN);
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+}
+
+// Runs one coroutine against a freshly started agent, then stops. Exit code from the coroutine,
+// or the exit status of what failed (agent/failure.hpp). `on_hangup`, if given, runs on SIGHUP
+// (once), and SIGHUP cannot kill the program from then on.
 template <typename F>
-int run_once(agent::agent_options opts, F body) {
-  opts.retry_refused_login = false;
+int run_once(agent::agent_options opts, F body, std::function<void()> on_hangup = {}) {
+  opts.one_shot = true;
   opts.vacant_lines = 1;
   asio::io_context io(1);
   auto a = std::make_shared<agent::agent>(io.get_executor(), opts);
   a->start();
+  std::optional<asio::signal_set> hangup;
+  if (on_hangup) {
+    hangup.emplace(io, SIGHUP);
+    hangup->async_wait([&on_hangup](const error_code& ec, int) {
+      if (!ec) on_hangup();
+    });
+  }
   int rc = 1;
   asio::co_spawn(
       io,
@@ -169,13 +209,61 @@ int run_once(agent::agent_options opts, F body) {
           rc = co_await body(a);
         } catch (const std::exception& e) {
           std::cerr << "switchboard: " << protocol::printable(e.what()) << '\n';
-          rc = 1;
+          rc = agent::exit_status(std::current_exception());
         }
         a->stop();
         io.stop();
       },
       asio::detached);
   io.run();
+  if (hangup) retire_hangup_handler(hangup);
+  return rc;
+}
+
+// `switchboard pipe`: stdin/stdout to PEER:SERVICE. ssh ends its ProxyCommand by closing the
+// pipes and sending SIGHUP; that hang-up ends the session normally (TERMINATE(OK)), so that the
+// device sees a normal end and pipe exits 0. A hang-up while logging in ends pipe (status 129)
+// before the call; one while the call is placed ends the session as soon as it is up.
+int run_pipe(const agent::agent_options& opts, const std::string& peer,
+             const std::string& service) {
+  std::shared_ptr<agent::session> current;  // the session while it is bridged
+  bool hung_up = false;
+  std::function<void()> on_hangup;
+  std::optional<asio::any_io_executor> ex;
+  int rc = run_once(
+      opts,
+      [&](std::shared_ptr<agent::agent> a) -> awaitable<int> {
+        ex = co_await asio::this_coro::executor;
+        if (hung_up) co_return 128 + SIGHUP;
+        auto s = co_await a->call(peer, service);
+        current = std::make_shared<agent::session>(std::move(s));
+        if (hung_up) {  // while the call was being placed
+          co_await current->close(protocol::error_code::ok, "the pipe's user hung up (SIGHUP)");
+          co_return 0;
+        }
+        const auto t = co_await agent::bridge(
+            *current, asio::posix::stream_descriptor(*ex, ::dup(STDIN_FILENO)),
+            asio::posix::stream_descriptor(*ex, ::dup(STDOUT_FILENO)));
+        current.reset();
+        if (!t.failed) co_return 0;
+        // Output may be cut short: say so, and fail, so that a script or ssh can tell.
+        std::string why(protocol::error_name(t.failed->code));
+        if (!t.failed->message.empty()) why += ": " + protocol::printable(t.failed->message);
+        std::cerr << "switchboard: session with " << peer << ':' << service << " ended: " << why
+                  << '\n';
+        co_return agent::exit_status(agent::class_of(t.failed->code));
+      },
+      [&] {
+        hung_up = true;
+        if (!current || !ex) return;
+        // The handle is shared: the session stays alive until close() is done with it.
+        asio::co_spawn(
+            *ex,
+            [s = current]() -> awaitable<void> {
+              co_await s->close(protocol::error_code::ok, "the pipe's user hung up (SIGHUP)");
+            },
+            asio::detached);
+      });
   return rc;
 }
 
@@ -203,57 +291,42 @@ int main(int argc, char** argv) {
 
   // Global options may also follow the subcommand ("switchboard peers --relay ...").
   for (auto* sub : {agent_cmd, expose_cmd, forward_cmd, pipe_cmd, peers_cmd}) sub->fallthrough();
-  CLI11_PARSE(app, argc, argv);
+  for (auto* shown : {&app, pipe_cmd, peers_cmd}) shown->footer(agent::exit_status_table());
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : agent::usage_exit_status;
+  }
   std::signal(SIGPIPE, SIG_IGN);
+  // The command line and configuration first: what is wrong there exits with usage_exit_status.
+  agent::agent_config cfg;
+  std::pair<std::string, std::string> peer_service;
   try {
     cli::setup_logging(o.log_level);
-    const bool is_pipe = pipe_cmd->parsed();
-    auto cfg = o.build(!is_pipe);
-    // The configuration as the command line makes it, without the password: what SIGHUP reads
-    // again (nothing without a --config file).
-    const auto reread = [&]() -> std::optional<agent::agent_config> {
-      if (o.config.empty()) return std::nullopt;
-      auto c = o.load();
-      if (*expose_cmd) {
-        for (const auto& s : specs) c.services.insert(agent::parse_service_spec(s));
-      }
-      if (*forward_cmd) {
-        const auto [peer, service] = agent::parse_peer_service(target);
-        c.forwards.push_back({peer, service, listen});
-      }
-      return c;
-    };
-    if (*agent_cmd) return run_agent(cfg, reread);
-    if (*expose_cmd) {
-      for (const auto& s : specs) cfg.services.insert(agent::parse_service_spec(s));
-      return run_agent(cfg, reread);
-    }
+    cfg = o.build(!pipe_cmd->parsed());
+    for (const auto& s : specs) cfg.services.insert(agent::parse_service_spec(s));
+    if (*forward_cmd || *pipe_cmd) peer_service = agent::parse_peer_service(target);
     if (*forward_cmd) {
-      const auto [peer, service] = agent::parse_peer_service(target);
       net::parse_endpoint(listen);
-      cfg.forwards.push_back({peer, service, listen});
-      return run_agent(cfg, reread);
+      cfg.forwards.push_back({peer_service.first, peer_service.second, listen});
     }
-    if (is_pipe) {
-      // Named variables, not a structured binding: the lambda below captures them.
-      const auto peer_service = agent::parse_peer_service(target);
-      const std::string& peer = peer_service.first;
-      const std::string& service = peer_service.second;
-      return run_once(cfg.options, [&](std::shared_ptr<agent::agent> a) -> awaitable<int> {
-        auto s = co_await a->call(peer, service);
-        const auto ex = co_await asio::this_coro::executor;
-        const auto t = co_await agent::bridge(
-            std::move(s), asio::posix::stream_descriptor(ex, ::dup(STDIN_FILENO)),
-            asio::posix::stream_descriptor(ex, ::dup(STDOUT_FILENO)));
-        if (!t.failed) co_return 0;
-        // Output may be cut short: say so, and fail, so that a script or ssh can tell.
-        std::string why(protocol::error_name(t.failed->code));
-        if (!t.failed->message.empty()) why += ": " + protocol::printable(t.failed->message);
-        std::cerr << "switchboard: session with " << peer << ':' << service << " ended: " << why
-                  << '\n';
-        co_return 1;
-      });
-    }
+  } catch (const std::exception& e) {
+    std::cerr << "switchboard: " << protocol::printable(e.what()) << '\n';
+    return agent::usage_exit_status;
+  }
+  // The configuration as the command line makes it, without the password: what SIGHUP reads
+  // again (nothing without a --config file).
+  const auto reread = [&]() -> std::optional<agent::agent_config> {
+    if (o.config.empty()) return std::nullopt;
+    auto c = o.load();
+    for (const auto& s : specs) c.services.insert(agent::parse_service_spec(s));
+    if (*forward_cmd) c.forwards.push_back({peer_service.first, peer_service.second, listen});
+    return c;
+  };
+  try {
+    if (*agent_cmd || *expose_cmd || *forward_cmd) return run_agent(cfg, reread);
+    if (*pipe_cmd) return run_pipe(cfg.options, peer_service.first, peer_service.second);
     if (*peers_cmd) {
       return run_once(cfg.options, [](std::shared_ptr<agent::agent> a) -> awaitable<int> {
         for (const auto& p : co_await a->peers()) {
@@ -264,7 +337,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::cerr << "switchboard: " << protocol::printable(e.what()) << '\n';
-    return 1;
+    return agent::exit_status(std::current_exception());
   }
   return 0;
 }

@@ -61,6 +61,22 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
   a->start();
   asio::co_spawn(
       io, [worker] { return worker->run(); }, asio::detached);
+  // A refused password or a removed user ends the daemon (agent.hpp): exit with its status.
+  int rc = 0;
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        const std::exception_ptr why = co_await a->wait_fatal();
+        if (!why) co_return;
+        rc = agent::exit_status(why);
+        spdlog::error("exiting with status {}", rc);
+        error_code ignored;
+        raw.close(ignored);
+        worker->stop();
+        a->stop();
+        io.stop();
+      },
+      asio::detached);
   std::optional<asio::signal_set> signals;
   const auto stop = [&](int) {
     error_code ignored;
@@ -76,7 +92,7 @@ int run_daemon(const agent::agent_config& cfg, fax::machine_options opts,
   io.run();
   cli::retire_signal_handlers(signals);
   render_pool.join();
-  return 0;
+  return rc;
 }
 
 // Converts every file into one TIFF-F in SPOOL/docq and returns its path and page count. Any page

@@ -376,7 +376,7 @@ agent::agent_options make_agent_options(const conn_options& o, std::size_t vacan
   }
   a.vacant_lines = std::max<std::size_t>(1, vacant);
   a.surplus_idle = std::chrono::hours(1);
-  a.retry_refused_login = false;
+  a.one_shot = true;
   a.connect_timeout = std::chrono::seconds(20);
   return a;
 }

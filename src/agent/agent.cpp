@@ -1,5 +1,6 @@
 #include "agent/agent.hpp"
 
+#include <fmt/chrono.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
@@ -18,7 +19,31 @@ using p::error_code;
 using clock = std::chrono::steady_clock;
 
 call_error::call_error(error_code code, const std::string& message)
-    : std::runtime_error(std::string(p::error_name(code)) + ": " + message), code_(code) {}
+    : agent_error(class_of(code), std::string(p::error_name(code)) + ": " + message), code_(code) {}
+
+namespace {
+// The class and text of a failure; anything but agent_error is `other`.
+std::pair<failure_class, std::string> describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const agent_error& a) {
+    return {a.kind(), p::printable(a.what())};
+  } catch (const std::exception& x) {
+    return {failure_class::other, p::printable(x.what())};
+  }
+}
+
+std::string seconds_text(clock::duration d) {
+  return fmt::format("{:.1f} s", std::chrono::duration<double>(d).count());
+}
+
+// The local wall-clock time `from_now` ahead, as HH:MM:SS (as the log's own time stamps).
+std::string wall_time_in(clock::duration from_now) {
+  const auto at = std::chrono::system_clock::now() +
+                  std::chrono::duration_cast<std::chrono::system_clock::duration>(from_now);
+  return fmt::format("{:%H:%M:%S}", fmt::localtime(std::chrono::system_clock::to_time_t(at)));
+}
+}  // namespace
 
 agent::agent(asio::any_io_executor ex, agent_options opts)
     : ex_(std::move(ex)),
@@ -110,10 +135,6 @@ void agent::services_lost(const std::vector<std::string>& lost, const std::strin
         service, opts_.user, p::printable(message));
   }
   if (services_.empty() && opts_.stop_without_services && !fatal_) {
-    fatal_ = call_error(
-        error_code::duplicate_login,
-        "every service of this agent was taken over by a newer instance of " + opts_.user);
-    spdlog::error("{}", fatal_->what());
     // LOGOUT: the relay ends this instance's sessions (PEER_LOGGED_OUT) and closes its lines.
     asio::co_spawn(
         ex_,
@@ -122,6 +143,9 @@ void agent::services_lost(const std::vector<std::string>& lost, const std::strin
           self->stop();
         },
         asio::detached);
+    give_up(std::make_exception_ptr(call_error(
+        error_code::duplicate_login,
+        "every service of this agent was taken over by a newer instance of " + opts_.user)));
   }
 }
 
@@ -131,6 +155,10 @@ void agent::logged_in(agent_line& l, const p::login_ok& ok, p::auth_method how) 
   max_lines_ = ok.max_lines;
   if (!l.calls_only() && requested_ > 0) --requested_;
   failures_ = 0;
+  if (const auto back = failure_log_.logged_in(clock::now())) {
+    spdlog::info("logged in to the relay at {}:{} again after {} failed attempts over {}",
+                 opts_.relay_host, opts_.relay_port, back->failures, seconds_text(back->after));
+  }
   if (how == p::auth_method::ticket) {
     ++stats_.ticket_logins;
   } else {
@@ -144,24 +172,51 @@ void agent::login_refused(error_code code, const std::string& message, bool used
     retry_at_once_ = true;
     return;
   }
-  // A logged-in line told LOGGED-OUT(BAD_CREDENTIALS) (user removed, password changed): the ticket
-  // died with the credential (protocol.md §6): the next try is a password login, after the
-  // back-off.
+  // A refused password, or a logged-in line told LOGGED-OUT(BAD_CREDENTIALS) (user removed,
+  // password changed), or another instance took over: trying again cannot help, and failed
+  // password logins empty the address's rate-limit bucket for the other devices behind it.
   if (code == error_code::bad_credentials) ticket_.reset();
-  const bool final_for_instance = code == error_code::duplicate_login;
-  const bool login_refusal = code == error_code::bad_credentials ||
-                             code == error_code::too_many_lines ||
-                             code == error_code::unsupported_version;
-  if (final_for_instance || (login_refusal && !opts_.retry_refused_login)) {
-    if (!fatal_) {
-      spdlog::error("relay refused this agent: {}: {}", p::error_name(code), p::printable(message));
+  if (code == error_code::bad_credentials || code == error_code::duplicate_login) {
+    give_up(std::make_exception_ptr(call_error(code, message)));
+  }
+}
+
+void agent::give_up(std::exception_ptr why) {
+  if (fatal_) return;
+  if (!opts_.one_shot) {
+    spdlog::error("giving up on the relay at {}: {}", opts_.relay_host, describe(why).second);
+  }
+  fatal_ = std::move(why);
+  running_ = false;
+  pool_changed_.set();
+  lines_changed_.notify_all();
+}
+
+void agent::attempt_failed(const std::exception_ptr& failure, clock::time_point now) {
+  const auto [kind, text] = describe(failure);
+  last_failure_ = text;
+  if (retry_at_once_) {
+    spdlog::debug("the relay refused our ticket: logging in with the password");
+    return;
+  }
+  if (opts_.one_shot) {
+    give_up(failure);
+    return;
+  }
+  if (!running_) return;
+  const auto retry_in = std::max(next_attempt_ - now, clock::duration::zero());
+  if (const auto r = failure_log_.failed(text, now)) {
+    std::string repeats;
+    if (r->unreported > 0) {
+      repeats = fmt::format(" ({} more failures like this in the last {})", r->unreported,
+                            seconds_text(failure_digest::report_every));
     }
-    fatal_ = call_error(code, message);
-    running_ = false;
-    lines_changed_.notify_all();
-  } else if (login_refusal || code == error_code::rate_limited) {
-    spdlog::error("login refused: {}: {} (retrying with back-off)", p::error_name(code),
-                  p::printable(message));
+    spdlog::warn("cannot log in to the relay at {}:{}: {}; next try at {} (in {}){}",
+                 opts_.relay_host, opts_.relay_port, text, wall_time_in(retry_in),
+                 seconds_text(retry_in), repeats);
+  } else {
+    spdlog::debug("cannot log in to the relay at {}:{}: {}; next try in {}", opts_.relay_host,
+                  opts_.relay_port, text, seconds_text(retry_in));
   }
 }
 
@@ -170,7 +225,7 @@ void agent::line_changed() {
   lines_changed_.notify_all();
 }
 
-void agent::line_ended(agent_line& l) {
+void agent::line_ended(agent_line& l, std::exception_ptr failure) {
   const bool was_logged_in = l.logged_in();
   lines_.remove_if([&](const auto& p) { return p.get() == &l; });
   if (running_) {
@@ -185,6 +240,7 @@ void agent::line_ended(agent_line& l) {
       std::uniform_int_distribution<long> spread(0, opts_.reconnect_spread.count());
       next_attempt_ = now + std::chrono::milliseconds(spread(rng_));
     }
+    if (!was_logged_in && failure) attempt_failed(failure, now);
   }
   line_changed();
 }
@@ -267,7 +323,7 @@ awaitable<void> agent::maintain() {
       // retires after surplus_idle like any other. Its own LOGIN-OK sets the next renewal.
       // Long-running agents only: a one-shot command ends long before, and must not risk a
       // refusal (TOO_MANY_LINES) that would end it.
-      if (running_ && ticket_ && opts_.retry_refused_login && now >= ticket_renew_at_) {
+      if (running_ && ticket_ && !opts_.one_shot && now >= ticket_renew_at_) {
         ticket_renew_at_ = now + opts_.ticket_renew_min;  // if this line fails, later again
         open_line(services_.empty());
       }
@@ -308,16 +364,24 @@ awaitable<void> agent::wait_ready() {
   auto self = shared_from_this();
   const auto deadline = clock::now() + opts_.connect_timeout * 3;
   for (;;) {
-    if (fatal_) throw *fatal_;
+    if (fatal_) std::rethrow_exception(fatal_);
     for (const auto& l : lines_) {
       if (l->logged_in() && l->state() != line_state::dead) co_return;
     }
     if (!running_) throw call_error(error_code::busy, "agent is stopped");
     if (!co_await lines_changed_.wait_until(deadline) && clock::now() >= deadline) {
-      throw call_error(error_code::busy, "no line to the relay at " + opts_.relay_host + ":" +
-                                             std::to_string(opts_.relay_port) + " could be opened");
+      throw agent_error(failure_class::unreachable,
+                        "no line to the relay at " + opts_.relay_host + ":" +
+                            std::to_string(opts_.relay_port) + " could be opened" +
+                            (last_failure_.empty() ? "" : ": " + last_failure_));
     }
   }
+}
+
+awaitable<std::exception_ptr> agent::wait_fatal() {
+  auto self = shared_from_this();
+  while (!fatal_ && running_) co_await lines_changed_.wait_until(clock::time_point::max());
+  co_return fatal_;
 }
 
 awaitable<std::shared_ptr<agent_line>> agent::vacant_line() {
@@ -329,7 +393,7 @@ awaitable<std::shared_ptr<agent_line>> agent::vacant_line() {
     ~waiting() { --n; }
   } counted(waiting_callers_);
   for (;;) {
-    if (fatal_) throw *fatal_;
+    if (fatal_) std::rethrow_exception(fatal_);
     for (const auto& l : lines_) {
       if (l->calls_only() && l->state() == line_state::vacant) co_return l;
     }

@@ -15,7 +15,9 @@
 //
 // Liveness: each line pings at the keep-alive interval and is replaced when the relay stops
 // answering (docs/protocol.md §8); lost lines are reopened with exponential back-off and jitter,
-// forever (or, with retry_refused_login=false, until the relay refuses the login).
+// until the relay refuses the password or logs the device out for good (BAD_CREDENTIALS,
+// DUPLICATE_LOGIN); a one-shot agent gives up at its first failed attempt instead. Each failure
+// is named (failure.hpp): the first of a cause and then about one a minute are logged.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/failure.hpp"
 #include "agent/options.hpp"
 #include "agent/session.hpp"
 #include "net/event.hpp"
@@ -54,7 +57,7 @@ struct answer {
 using incoming_handler = std::function<awaitable<answer>(incoming_call)>;
 
 // A demand, login or query the relay refused, with its code and message.
-class call_error : public std::runtime_error {
+class call_error : public agent_error {
  public:
   call_error(protocol::error_code code, const std::string& message);
   protocol::error_code code() const { return code_; }
@@ -94,9 +97,15 @@ class agent : public std::enable_shared_from_this<agent> {
   // LOGOUT on one line: the relay ends every session and closes every line of this device.
   awaitable<void> logout();
 
-  // Until a line is logged in. Throws call_error if the relay refused the login and
-  // retry_refused_login is false, or if another instance took over (DUPLICATE_LOGIN).
+  // Until a line is logged in. Throws what ended the agent (fatal()), or agent_error with the last
+  // attempt's cause if no line logged in within 3 connect timeouts.
   awaitable<void> wait_ready();
+  // Until the agent gives up for good (a refused password, the device logged out by the relay
+  // for good, or any failed attempt of a one-shot agent), and returns why; returns null if
+  // stop() came first.
+  awaitable<std::exception_ptr> wait_fatal();
+  // What wait_fatal() returns, now: null while the agent has not given up.
+  std::exception_ptr fatal() const { return fatal_; }
   // Calls PEER:SERVICE. Throws call_error with the relay's or the peer's code.
   awaitable<session> call(std::string peer, std::string service);
   // Logged-in devices this user may call, each with the services it answers.
@@ -115,7 +124,8 @@ class agent : public std::enable_shared_from_this<agent> {
   void logged_in(agent_line& l, const protocol::login_ok& ok, protocol::auth_method how);
   void login_refused(protocol::error_code code, const std::string& message, bool used_ticket);
   void line_changed();  // a line's state changed: the pool may need a new line
-  void line_ended(agent_line& l);
+  // `failure`: why the line could not log in (null if it did, or was closed on purpose).
+  void line_ended(agent_line& l, std::exception_ptr failure);
   void lines_needed(std::uint16_t count);  // NEED-LINES
   void services_lost(const std::vector<std::string>& lost, const std::string& message);
   const protocol::instance_id& instance() const { return instance_; }
@@ -145,6 +155,8 @@ class agent : public std::enable_shared_from_this<agent> {
   awaitable<void> announce_services();
   // When half of the ticket's remaining life (by its expires_at and our clock) will have passed.
   std::chrono::steady_clock::time_point renew_time(const protocol::ticket& t) const;
+  void attempt_failed(const std::exception_ptr& failure, std::chrono::steady_clock::time_point now);
+  void give_up(std::exception_ptr why);
 
   asio::any_io_executor ex_;
   agent_options opts_;
@@ -164,7 +176,9 @@ class agent : public std::enable_shared_from_this<agent> {
   net::event pool_changed_;       // wakes maintain()
   net::broadcast lines_changed_;  // wakes everyone waiting for a usable line
   bool running_ = false;
-  std::optional<call_error> fatal_;
+  std::exception_ptr fatal_;  // why the agent gave up; set once
+  std::string last_failure_;  // the last failed attempt's cause, for wait_ready
+  failure_digest failure_log_;
   unsigned failures_ = 0;  // consecutive failed attempt waves; reset by a successful login
   // When the next line may be opened. One failed wave of lines moves it once, however many
   // lines of the wave fail.

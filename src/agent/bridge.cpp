@@ -164,7 +164,7 @@ awaitable<bridge_totals> bridge(session s, tcp::socket local) {
   co_return co_await join(s, std::move(up), std::move(down));
 }
 
-awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
+awaitable<bridge_totals> bridge(session& s, asio::posix::stream_descriptor in,
                                 asio::posix::stream_descriptor out) {
   // Named locals (GCC 12 coroutine rule); they refer to `in`, `out` and the buffers, which
   // outlive join().

@@ -24,8 +24,10 @@ struct bridge_totals {
 };
 awaitable<bridge_totals> bridge(session s, tcp::socket local);
 
-// Same for a pair of stream descriptors (stdin, stdout) as `switchboard pipe` uses.
-awaitable<bridge_totals> bridge(session s, asio::posix::stream_descriptor in,
+// Same for a pair of stream descriptors (stdin, stdout) as `switchboard pipe` uses. The caller
+// keeps the session (it must outlive the bridge), so that it may end it while the bridge runs:
+// the bridge then ends as after the peer's TERMINATE.
+awaitable<bridge_totals> bridge(session& s, asio::posix::stream_descriptor in,
                                 asio::posix::stream_descriptor out);
 
 // An incoming handler serving services by name: connects to the service's local address first and

@@ -12,6 +12,7 @@
 #include "net/framed.hpp"
 #include "net/tcp_path.hpp"
 #include "protocol/printable.hpp"
+#include "protocol/sniff.hpp"
 
 namespace switchboard::agent {
 
@@ -77,14 +78,23 @@ void agent_line::close() {
 awaitable<void> agent_line::run() {
   auto self = shared_from_this();
   const auto& opts = owner_->options();
+  std::exception_ptr attempt_failure;  // why connect_and_login failed
   try {
     using namespace asio::experimental::awaitable_operators;
     asio::steady_timer limit(owner_->executor(), opts.connect_timeout);
     // operator|| waits for the first *success*: a failed attempt must complete as a value, or
     // the line would wait for the whole connect_timeout before it noticed.
     const auto r = co_await (attempt_login() || limit.async_wait(use_awaitable));
-    if (r.index() == 1) throw line_gone("connect and login timed out");
-    if (const auto failure = std::get<0>(r)) std::rethrow_exception(failure);
+    if (r.index() == 1) {
+      attempt_failure = std::make_exception_ptr(agent_error(
+          failure_class::unreachable,
+          fmt::format("no answer from the relay at {}:{} within the connect timeout of {} ms "
+                      "(while {})",
+                      opts.relay_host, opts.relay_port, opts.connect_timeout.count(), stage_)));
+    } else {
+      attempt_failure = std::get<0>(r);
+    }
+    if (attempt_failure) std::rethrow_exception(attempt_failure);
     asio::co_spawn(
         owner_->executor(), [self] { return self->keepalive(); }, asio::detached);
     co_await read_loop();
@@ -92,6 +102,8 @@ awaitable<void> agent_line::run() {
   } catch (const call_error& e) {
     error_ = e.what();
     logged_out_ = e.code() == error_code::ok;  // after this agent's LOGOUT
+  } catch (const agent_error& e) {
+    error_ = e.what();
   } catch (const p::protocol_violation& e) {
     error_ = std::string("protocol error from relay: ") + e.what();
     spdlog::warn("line to relay: {}", error_);
@@ -119,7 +131,7 @@ awaitable<void> agent_line::run() {
     spdlog::log(routine ? spdlog::level::debug : spdlog::level::info, "line to relay {}: {}",
                 routine ? "closed" : "lost", p::printable(error_));
   }
-  owner_->line_ended(*this);
+  owner_->line_ended(*this, was_logged_in ? nullptr : attempt_failure);
 }
 
 awaitable<std::exception_ptr> agent_line::attempt_login() {
@@ -134,20 +146,8 @@ awaitable<std::exception_ptr> agent_line::attempt_login() {
 
 awaitable<void> agent_line::connect_and_login() {
   const auto& opts = owner_->options();
-  const auto ex = owner_->executor();
-  tcp::resolver resolver(ex);
-  const auto endpoints = co_await resolver.async_resolve(
-      opts.relay_host, std::to_string(opts.relay_port), use_awaitable);
-  tcp::socket socket(ex);
-  co_await asio::async_connect(socket, endpoints, use_awaitable);
-  if (SSL_CTX* ctx = owner_->tls_context()) {
-    stream_.emplace(std::move(socket), ctx, false);
-    if (!opts.tls.ca_file.empty()) net::set_client_host_name(stream_->ssl(), opts.relay_host);
-  } else {
-    stream_.emplace(std::move(socket));
-  }
-  co_await stream_->handshake();
-
+  co_await connect();
+  stage_ = "logging in";
   const auto creds = owner_->credentials();
   p::login m;
   m.auth = creds.auth;
@@ -159,12 +159,32 @@ awaitable<void> agent_line::connect_and_login() {
   m.calls_only = calls_only_;
   co_await net::write_message(*stream_, m);
 
+  if (!stream_->tls()) co_await expect_plaintext_answer();
   const auto h = co_await net::read_header(*stream_);
-  if (!h) throw line_gone("relay closed the line during login");
+  if (!h) {
+    // The relay closes a line at once, without a word, when its address has too many lines
+    // waiting to log in (docs/protocol.md §10).
+    throw agent_error(failure_class::retry_later,
+                      "the relay closed the line during login (too many connections waiting to "
+                      "log in from this address?)");
+  }
   const auto reply = co_await net::read_control(*stream_, *h);
   if (const auto* f = std::get_if<p::fail>(&reply)) {
-    owner_->login_refused(f->code, f->message, creds.auth == p::auth_method::ticket);
+    owner_->login_refused(f->code, "login refused: " + f->message,
+                          creds.auth == p::auth_method::ticket);
     throw call_error(f->code, "login refused: " + f->message);
+  }
+  if (const auto* lo = std::get_if<p::logged_out>(&reply)) {
+    if (!stream_->tls() && lo->code == error_code::protocol_error) {
+      throw agent_error(failure_class::tls,
+                        "TLS mismatch: this agent runs with --plaintext and the relay refused "
+                        "the plaintext line: PROTOCOL_ERROR: " +
+                            p::printable(lo->message) +
+                            " (drop --plaintext and give --fingerprint or --ca)");
+    }
+    const std::string text = "relay logged the line out during login: " + lo->message;
+    owner_->login_refused(lo->code, text, creds.auth == p::auth_method::token);
+    throw call_error(lo->code, text);
   }
   const auto* ok = std::get_if<p::login_ok>(&reply);
   if (!ok) throw p::protocol_violation("expected LOGIN-OK or FAIL");
@@ -173,6 +193,91 @@ awaitable<void> agent_line::connect_and_login() {
   last_ping_ = clock::now();
   owner_->logged_in(*this, *ok, creds.auth);
   set_state(line_state::vacant);
+}
+
+awaitable<void> agent_line::connect() {
+  const auto& opts = owner_->options();
+  const auto ex = owner_->executor();
+  const std::string relay = opts.relay_host + ":" + std::to_string(opts.relay_port);
+  stage_ = "resolving the relay's host name";
+  tcp::resolver resolver(ex);
+  auto [rec, endpoints] = co_await resolver.async_resolve(
+      opts.relay_host, std::to_string(opts.relay_port), asio::as_tuple(use_awaitable));
+  if (rec) {
+    throw agent_error(failure_class::unreachable, "cannot resolve the relay's host name '" +
+                                                      opts.relay_host + "': " + rec.message());
+  }
+  stage_ = "connecting";
+  tcp::socket socket(ex);
+  auto [cec, ep] = co_await asio::async_connect(socket, endpoints, asio::as_tuple(use_awaitable));
+  if (cec == asio::error::connection_refused) {
+    throw agent_error(failure_class::unreachable,
+                      "connection to the relay at " + relay +
+                          " refused (is the relay running, and listening on that port?)");
+  }
+  if (cec == asio::error::host_unreachable || cec == asio::error::network_unreachable) {
+    throw agent_error(failure_class::unreachable,
+                      "the relay at " + relay + " is unreachable: " + cec.message());
+  }
+  if (cec) {
+    throw agent_error(failure_class::unreachable,
+                      "cannot connect to the relay at " + relay + ": " + cec.message());
+  }
+  SSL_CTX* ctx = owner_->tls_context();
+  if (!ctx) {
+    stream_.emplace(std::move(socket));
+    co_return;
+  }
+  stage_ = "in the TLS handshake";
+  stream_.emplace(std::move(socket), ctx, false);
+  if (!opts.tls.ca_file.empty()) net::set_client_host_name(stream_->ssl(), opts.relay_host);
+  net::watch_first_record(stream_->ssl(), &first_record_);
+  std::optional<std::string> failed;
+  try {
+    co_await stream_->handshake();
+  } catch (const boost::system::system_error& e) {
+    failed = e.what();
+  }
+  if (failed) throw handshake_failure(*failed);
+  net::stop_watching_records(stream_->ssl());
+}
+
+agent_error agent_line::handshake_failure(const std::string& what) const {
+  const auto& opts = owner_->options();
+  const std::string relay = opts.relay_host + ":" + std::to_string(opts.relay_port);
+  if (const auto cert = stream_->ssl() ? net::certificate_failure(stream_->ssl()) : std::nullopt) {
+    std::string text = "the relay at " + relay + " failed the certificate check: " + *cert;
+    if (!opts.tls.ca_file.empty()) {
+      text += " (CA file " + opts.tls.ca_file.string() + ", host name checked: " + opts.relay_host +
+              ")";
+    }
+    return agent_error(failure_class::tls, text);
+  }
+  const std::span<const std::uint8_t> first(first_record_.header.data(), first_record_.size);
+  if (p::looks_like_relay_frame(first)) {
+    return agent_error(
+        failure_class::tls,
+        "TLS mismatch: the relay at " + relay +
+            " runs without TLS (--plaintext): it answered the TLS handshake "
+            "with a Switchboard frame (give --plaintext, or run the relay with TLS)");
+  }
+  return agent_error(failure_class::tls,
+                     "TLS handshake with the relay at " + relay + " failed: " + what);
+}
+
+awaitable<void> agent_line::expect_plaintext_answer() {
+  // The first bytes of the answer to LOGIN tell a TLS server (an alert or a handshake record)
+  // from a relay; they stay in the line's read-ahead for read_header.
+  const asio::cancellation_slot none;
+  const boost::system::error_code ec = co_await stream_->wait_readable(none);
+  if (ec) co_return;  // read_header reports it
+  if (p::looks_like_tls_record(stream_->buffered_bytes())) {
+    const auto& opts = owner_->options();
+    throw agent_error(failure_class::tls,
+                      "TLS mismatch: this agent runs with --plaintext but the relay at " +
+                          opts.relay_host + ":" + std::to_string(opts.relay_port) +
+                          " speaks TLS (drop --plaintext and give --fingerprint or --ca)");
+  }
 }
 
 // --- keep-alive -------------------------------------------------------------------------------
@@ -261,8 +366,9 @@ awaitable<void> agent_line::read_loop() {
     }
     const auto m = co_await net::read_control(*stream_, *h);
     if (const auto* lo = std::get_if<p::logged_out>(&m)) {
-      owner_->login_refused(lo->code, lo->message, false);
-      throw call_error(lo->code, "relay logged the line out: " + lo->message);
+      const std::string text = "relay logged the line out: " + lo->message;
+      owner_->login_refused(lo->code, text, false);
+      throw call_error(lo->code, text);
     }
     if (const auto* need = std::get_if<p::need_lines>(&m)) {
       owner_->lines_needed(need->count);  // in any state (docs/protocol.md §5)
@@ -584,6 +690,7 @@ awaitable<void> agent_line::end_session(session_core& s, error_code code, std::s
   s.inbox.clear();  // what the application did not read is dropped
   s.inbox_pos = 0;
   data_consumed_.set();  // the reader drops what the application did not read
+  data_ready_.set();     // a read_payload waiting on this session returns 0 (ended)
   auto guard = co_await write_mutex_.lock();
   if (state_ == line_state::dead) co_return;
   try {

@@ -84,6 +84,11 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
 
  private:
   awaitable<void> connect_and_login();
+  // Resolves, connects and shakes hands; throws agent_error naming the cause.
+  awaitable<void> connect();
+  agent_error handshake_failure(const std::string& what) const;
+  // Plaintext: fails if the relay's first bytes are TLS.
+  awaitable<void> expect_plaintext_answer();
   awaitable<std::exception_ptr> attempt_login();  // connect_and_login(), failure as a value
   awaitable<void> read_loop();
   awaitable<void> keepalive();
@@ -124,7 +129,9 @@ class agent_line : public std::enable_shared_from_this<agent_line> {
   clock::time_point ping_written_at_{};
   clock::time_point last_ping_{};
   clock::time_point vacant_since_ = clock::now();
-  std::string error_;  // why the line died, for waiters
+  std::string error_;               // why the line died, for waiters
+  const char* stage_ = "starting";  // of connect_and_login, for a timeout's message
+  net::first_record first_record_;  // the relay's first TLS record header, while shaking hands
 };
 
 }  // namespace switchboard::agent

@@ -32,8 +32,10 @@ struct agent_options {
   milliseconds ticket_renew_min{60'000};
   milliseconds backoff_initial{250};
   milliseconds backoff_max{30'000};
-  // One-shot commands give up on a refused login; the long-running agent keeps trying.
-  bool retry_refused_login = true;
+  // One-shot commands (peers, pipe) give up at the first failed attempt to open a line, whatever
+  // its cause (a refused line token excepted: that falls back to the password at once); the
+  // long-running agent retries with back-off, except after a refused password.
+  bool one_shot = false;
   // An agent whose every service was taken over by another instance of its user (SERVICE-LOST)
   // stops, unless it has more to do (forwards place calls).
   bool stop_without_services = true;

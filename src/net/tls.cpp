@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -495,6 +496,45 @@ ssl_ctx_ptr make_client_context(const client_tls_options& opts) {
     trust_ca_file(ctx.get(), opts);
   }
   return ctx;
+}
+
+std::optional<std::string> certificate_failure(SSL* ssl) {
+  const long result = SSL_get_verify_result(ssl);
+  if (result == X509_V_OK) return std::nullopt;
+  const auto* pin =
+      static_cast<const pinned_leaf*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), pin_index()));
+  if (pin != nullptr) {
+    std::string presented = "no certificate";
+    // The chain the relay sent is kept even when it failed the check; the leaf comes first.
+    if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+        chain != nullptr && sk_X509_num(chain) > 0) {
+      presented = format_digest(digest_of(sk_X509_value(chain, 0)));
+    }
+    return "certificate fingerprint mismatch: expected " + format_digest(pin->sha256) +
+           ", the relay presented " + presented;
+  }
+  return std::string("certificate verification failed: ") + X509_verify_cert_error_string(result);
+}
+
+namespace {
+void on_record(int write_p, int /*version*/, int content_type, const void* buf, std::size_t len,
+               SSL* /*ssl*/, void* arg) {
+  auto* out = static_cast<first_record*>(arg);
+  if (write_p != 0 || content_type != SSL3_RT_HEADER || out->size > 0) return;
+  out->size = std::min(len, out->header.size());
+  std::memcpy(out->header.data(), buf, out->size);
+}
+}  // namespace
+
+void watch_first_record(SSL* ssl, first_record* out) {
+  SSL_set_msg_callback_arg(ssl, out);
+  SSL_set_msg_callback(ssl, &on_record);
+}
+
+void stop_watching_records(SSL* ssl) {
+  if (ssl == nullptr) return;
+  SSL_set_msg_callback(ssl, nullptr);
+  SSL_set_msg_callback_arg(ssl, nullptr);
 }
 
 void set_client_host_name(SSL* ssl, const std::string& server_name) {

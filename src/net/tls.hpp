@@ -6,6 +6,7 @@
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -72,5 +73,22 @@ ssl_ctx_ptr make_client_context(const client_tls_options& opts);
 // For CA mode: sets SNI and the expected host name on a new SSL object made from such a context.
 // (No-op for an empty name.) Throws std::runtime_error on OpenSSL failure.
 void set_client_host_name(SSL* ssl, const std::string& server_name);
+
+// After a client handshake failed: why the relay's certificate was not accepted, or nullopt if
+// the certificate check did not fail. Pinned: "certificate fingerprint mismatch: expected X, the
+// relay presented Y"; CA mode: OpenSSL's verify error text.
+std::optional<std::string> certificate_failure(SSL* ssl);
+
+// The header of the first TLS record a client read (or what stood in its place): filled in by
+// OpenSSL's message callback during the handshake, so that a failed handshake can tell what the
+// other side sent. size is 0 until a record header was read.
+struct first_record {
+  std::array<std::uint8_t, 5> header{};
+  std::size_t size = 0;
+};
+// Records the first record header `ssl` reads into `*out`, which must outlive the handshake (or
+// until stop_watching_records). Call before the handshake.
+void watch_first_record(SSL* ssl, first_record* out);
+void stop_watching_records(SSL* ssl);
 
 }  // namespace switchboard::net

@@ -2,12 +2,16 @@
 
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <array>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "net/framed.hpp"
 #include "net/offload.hpp"
 #include "protocol/names.hpp"
+#include "protocol/sniff.hpp"
 
 namespace switchboard::relay {
 
@@ -95,9 +99,11 @@ awaitable<void> line::run() {
   auto self = shared_from_this();
   arm_deadline();  // the login deadline
   try {
-    co_await stream_.handshake();
-    co_await authenticate();
-    if (state_ != line_state::auth && !closing_) co_await serve();
+    if (co_await transport_matches()) {
+      co_await stream_.handshake();
+      co_await authenticate();
+      if (state_ != line_state::auth && !closing_) co_await serve();
+    }
   } catch (const p::protocol_violation& e) {
     spdlog::warn("{}: protocol error: {}", tag(), e.what());
     close(error_code::protocol_error, e.what());
@@ -114,6 +120,57 @@ awaitable<void> line::run() {
     close(error_code::busy, "internal error");
   }
   co_await teardown();
+}
+
+namespace {
+// Reads and drops what the client sent that is already here (a few hundred bytes of a LOGIN or
+// ClientHello; at most 16 KiB), so that closing the socket sends FIN rather than RST, and the
+// client reads the frame written before.
+void drop_unread(tcp::socket& socket) {
+  std::array<std::uint8_t, 4096> scratch{};
+  for (int i = 0; i < 4; ++i) {
+    const ssize_t n = ::recv(socket.native_handle(), scratch.data(), scratch.size(), MSG_DONTWAIT);
+    if (n <= 0) return;
+  }
+}
+}  // namespace
+
+awaitable<bool> line::transport_matches() {
+  // docs/protocol.md §1: the client's first bytes tell a plaintext agent at a TLS relay (a LOGIN
+  // frame) and a TLS agent at a plaintext relay (a TLS record); both are answered with
+  // LOGGED-OUT(PROTOCOL_ERROR) in plaintext, which the agent shows. Nothing is consumed here.
+  auto& socket = stream_.socket();
+  auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, asio::as_tuple(use_awaitable));
+  if (ec || closing_) co_return true;  // the handshake or the first read reports it
+  std::array<std::uint8_t, 2> first{};
+  const ssize_t n = ::recv(socket.native_handle(), first.data(), first.size(), MSG_PEEK);
+  if (n <= 0) co_return true;
+  const std::span<const std::uint8_t> seen(first.data(), static_cast<std::size_t>(n));
+  const char* answer = nullptr;
+  if (stream_.tls() && p::looks_like_login_frame(seen)) {
+    spdlog::info("{}: client spoke plaintext (an agent with --plaintext?); this relay requires TLS",
+                 remote_);
+    answer = "this relay requires TLS";
+  } else if (!stream_.tls() && p::looks_like_tls_record(seen)) {
+    spdlog::info("{}: client spoke TLS; this relay runs without TLS (--plaintext)", remote_);
+    answer = "this relay runs without TLS (--plaintext)";
+  } else {
+    co_return true;
+  }
+  closing_ = true;
+  close_code_ = error_code::protocol_error;
+  drop_unread(socket);
+  // Written on the socket itself, bypassing TLS: the client reads plaintext frames.
+  const auto frame = p::encode(p::logged_out{error_code::protocol_error, answer});
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer limit(hub_.executor(), std::chrono::seconds(1));
+  co_await (asio::async_write(socket, asio::buffer(frame), asio::as_tuple(use_awaitable)) ||
+            limit.async_wait(asio::as_tuple(use_awaitable)));
+  drop_unread(socket);
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.close();
+  co_return false;
 }
 
 void line::close(error_code code, std::string text, error_code peer_code) {

@@ -82,6 +82,9 @@ class line : public std::enable_shared_from_this<line> {
   void deadline_due(clock::time_point at);
 
  private:
+  // False if the client spoke the other transport (TLS to a plaintext relay, plaintext to a TLS
+  // one): it was told so and the line is to be torn down.
+  awaitable<bool> transport_matches();
   awaitable<void> authenticate();
   awaitable<void> refuse_login(const protocol::login& m, protocol::error_code code,
                                std::string text);

@@ -9,6 +9,7 @@
         random bytes, half-closes and expects them echoed; exits 0 only if all succeed
   fixtures.py clients PORT COUNT SIZE TIMEOUT_S hold   the same, but each keeps its session open
         until every client has its echo back (COUNT sessions open at once), then half-closes
+  fixtures.py tlsalert PORT_FILE                  answers a client's first bytes with a TLS alert
   fixtures.py slowcat LINES INTERVAL_S             prints LINES numbered lines, one per interval
   fixtures.py hostilepeer READY_FILE HOST:PORT USER PASSWORD_FILE
         a device on a --plaintext relay, speaking the wire protocol itself: answers each call
@@ -245,11 +246,32 @@ def raise_fd_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+async def tls_alert_server(port_file):
+    """Answers whatever a client sends first with a TLS alert record (protocol_version), as a
+    TLS server does to bytes that are not a ClientHello, and closes."""
+    async def handle(reader, writer):
+        try:
+            await reader.read(65536)
+            writer.write(bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]))
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    write_port(port_file, server.sockets[0].getsockname()[1])
+    async with server:
+        await server.serve_forever()
+
+
 def main(argv):
     raise_fd_limit()
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "echo" and len(argv) == 3:
         asyncio.run(echo_server(argv[2]))
+    elif cmd == "tlsalert" and len(argv) == 3:
+        asyncio.run(tls_alert_server(argv[2]))
     elif cmd == "sinksource" and len(argv) == 5:
         sinksource(argv[2], argv[3], argv[4])
     elif cmd == "clients" and len(argv) in (6, 7):

@@ -75,9 +75,28 @@ add_user "$DATA" bob bob-pw
 start_relay relay "$DATA" 127.0.0.1:0
 start_agent bob bob expose "ssh=127.0.0.1:$SSHD_PORT"
 
-# `switchboard pipe` reads its password from --password-file (stdin carries the ssh stream).
-printf -v PROXY '%q ' timeout 120 "$SB_BIN" pipe bob:ssh "${SB_CONN[@]}" --user alice \
-  --password-file "$WORK/pw/alice" --log-level warn
+# `switchboard pipe` reads its password from --password-file (stdin carries the ssh stream). A
+# wrapper records pipe's exit status (one file per run): ssh ends its ProxyCommand with SIGHUP,
+# which the wrapper passes on, as ssh would have sent it to pipe itself.
+cat >"$S/proxy.sh" <<'WRAP'
+#!/usr/bin/env bash
+exec 3<&0
+"$@" <&3 3<&- &
+child=$!
+trap 'kill -HUP "$child" 2>/dev/null' HUP
+for ((i = 0; i < 100; i++)); do
+  rc=0
+  wait "$child" || rc=$?
+  kill -0 "$child" 2>/dev/null || break  # else wait was cut short by the trap
+done
+echo "$rc" >"$(mktemp "$PIPE_STATUS_DIR/status.XXXXXX")"
+exit "$rc"
+WRAP
+chmod +x "$S/proxy.sh"
+export PIPE_STATUS_DIR="$WORK/pipe-status"
+mkdir -p "$PIPE_STATUS_DIR"
+printf -v PROXY '%q ' "$S/proxy.sh" timeout 120 "$SB_BIN" pipe bob:ssh "${SB_CONN[@]}" \
+  --user alice --password-file "$WORK/pw/alice" --log-level warn
 VIA_RELAY=("${SSH_OPTS[@]}" -o "ProxyCommand=$PROXY" -p 22 "$ME@bob")
 
 out=$(timeout 60 ssh "${VIA_RELAY[@]}" 'echo hello-through-relay' 2>"$WORK/ssh1.log") ||
@@ -104,6 +123,18 @@ got=$(timeout 120 ssh "${VIA_RELAY[@]}" "cat $(printf %q "$S/down.bin")" </dev/n
 log "download of 6 MiB over ssh through the relay intact ($(elapsed "$t0") s)"
 
 log_has sshd "Accepted publickey for $ME" || fail "sshd log shows no accepted login"
+
+# Each ssh logout ended pipe with status 0, and the device saw normal ends, not PEER_LOST.
+_all_recorded() { (($(find "$PIPE_STATUS_DIR" -type f | wc -l) == 3)); }
+wait_for 10 "the three pipe exit statuses" _all_recorded
+statuses=$(cat "$PIPE_STATUS_DIR"/status.* | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+[[ $statuses == " 3 0;" ]] || fail "pipe exit statuses after ssh logouts: $statuses (expected 3 x 0)"
+_three_ended() { (($(grep -c "session from alice for 'ssh' ended" "$WORK/bob.log") == 3)); }
+wait_for 10 "three normal session ends in the device's log" _three_ended
+if grep -E "warn" "$WORK/bob.log" | grep -q .; then
+  fail "the device logged warnings for normal ssh logouts: $(grep -E "warn" "$WORK/bob.log")"
+fi
+log "ok: three ssh logouts: pipe exited 0 each time, the device logged three normal ends"
 stop_agent bob
 stop_relay relay
 stop_bg sshd || true

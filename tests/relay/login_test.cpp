@@ -33,7 +33,7 @@ TEST_P(LoginFlow, AgentWithWrongPasswordGetsBadCredentials) {
   env.run([&]() -> awaitable<void> {
     auto opts = env.agent_options("alice");
     opts.password = "not-the-password";
-    opts.retry_refused_login = false;
+    opts.one_shot = true;
     auto alice = env.make_agent(opts);
     alice->start();
     std::optional<err> code;
@@ -54,7 +54,7 @@ TEST_P(LoginFlow, AgentEndsARefusedLineAtOnce) {
   env.run([&]() -> awaitable<void> {
     auto opts = env.agent_options("alice");
     opts.password = "not-the-password";
-    opts.retry_refused_login = false;
+    opts.one_shot = true;
     opts.connect_timeout = 60s;
     auto alice = env.make_agent(opts);
     alice->start();
