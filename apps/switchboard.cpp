@@ -71,8 +71,7 @@ std::string names(const std::vector<std::string>& list) {
 // SIGHUP: `reread` gives the configuration as the command line makes it now (nullopt: there is
 // no file to read again). Services and forwards change at once (services are announced to the
 // relay); other settings are named.
-void reload_agent(agent::agent& a, agent::agent_config& running,
-                  forward_listeners& forwards,
+void reload_agent(agent::agent& a, agent::agent_config& running, forward_listeners& forwards,
                   const std::function<std::optional<agent::agent_config>()>& reread) {
   std::optional<agent::agent_config> loaded;
   try {

@@ -295,7 +295,7 @@ void agent::open_lines() {
   // the password first, the others once its LOGIN-OK brought the ticket.
   const bool first_login_pending =
       !ticket_ && std::any_of(lines_.begin(), lines_.end(),
-                             [](const auto& l) { return l->state() == line_state::connecting; });
+                              [](const auto& l) { return l->state() == line_state::connecting; });
   if (first_login_pending) return;
   std::size_t connecting = count(true).connecting + count(false).connecting;
   for (const bool calls_only : {false, true}) {

@@ -183,7 +183,7 @@ awaitable<void> agent_line::connect_and_login() {
                             " (drop --plaintext and give --fingerprint or --ca)");
     }
     const std::string text = "relay logged the line out during login: " + lo->message;
-    owner_->login_refused(lo->code, text, creds.auth == p::auth_method::token);
+    owner_->login_refused(lo->code, text, creds.auth == p::auth_method::ticket);
     throw call_error(lo->code, text);
   }
   const auto* ok = std::get_if<p::login_ok>(&reply);

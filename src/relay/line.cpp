@@ -579,7 +579,7 @@ awaitable<void> line::on(const p::demand& m) {
   s->id = hub_.next_session_id();
   s->service = m.service;
   s->caller_user = user_;
-  s->target_user = r.target->user();
+  s->target_user = m.target;
   s->caller = shared_from_this();
   session_ = s;
   const auto& cfg = hub_.config();

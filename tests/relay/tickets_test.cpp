@@ -203,7 +203,7 @@ TEST(Tickets, AnIdleAgentRenewsItsTicketBeforeItExpires) {
     opts.ticket_renew_min = 500ms;
     opts.surplus_idle = 500ms;
     auto bob = env.make_agent(opts);
-    bob->set_incoming(echo_handler());
+    bob->set_incoming(test_services(), echo_handler());
     co_await start_and_settle(bob, 2);
     const auto first_login = relay::unix_now();
     // Its first ticket expires 4 s after first_login (3 s at least, in whole seconds).

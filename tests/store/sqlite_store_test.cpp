@@ -169,7 +169,7 @@ TEST_F(SqliteStore, AddFindList) {
   const auto alice = store->find_user("alice");
   ASSERT_TRUE(alice);
   EXPECT_EQ(alice->id, "alice");
-  EXPECT_EQ(alice->settings.max_lines, store::default_max_lines);
+  EXPECT_EQ(alice->settings.max_lines, default_max_lines);
   EXPECT_TRUE(alice->settings.allow.empty());
   EXPECT_GE(alice->created_unix, before);
   EXPECT_LE(alice->created_unix, before + 60);
