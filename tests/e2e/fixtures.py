@@ -210,9 +210,10 @@ def hostile_peer(ready_file, relay, user, password_file):
     def str16(b):
         return struct.pack(">H", len(b)) + b
 
-    # LOGIN: version 1, password, user, secret, instance, keep-alive 25 s, flags: answers calls.
-    send(0x01, bytes([1, 0]) + str8(user.encode()) + str16(password) + os.urandom(16) +
-         struct.pack(">I", 25000) + bytes([1]))
+    # LOGIN: version 2, password, user, secret, instance, keep-alive 25 s, flags 0, and the
+    # services it answers: "reject" and "terminate".
+    send(0x01, bytes([2, 0]) + str8(user.encode()) + str16(password) + os.urandom(16) +
+         struct.pack(">I", 25000) + bytes([0, 2]) + str8(b"reject") + str8(b"terminate"))
     ftype, _ = recv()
     if ftype != 0x81:
         raise RuntimeError(f"login refused (frame type 0x{ftype:02x})")

@@ -39,7 +39,7 @@ PEERS_SEEN=0
 count_peers() {
   local out
   out=$(sb 10 watch peers --log-level off 2>/dev/null) || out=
-  PEERS_SEEN=$(grep -cE '^u[0-9]+$' <<<"$out" || true)
+  PEERS_SEEN=$(cut -f1 <<<"$out" | grep -cE '^u[0-9]+$' || true)
 }
 all_listed() {
   count_peers
