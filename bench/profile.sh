@@ -13,7 +13,12 @@
 #   bash bench/profile.sh rate       # new sessions (call, 1-byte echo, close), 8 in parallel
 #   bash bench/profile.sh idle-lines # 15,000 logged-in idle lines: relay heap by call site (massif)
 #   add --tls for TLS lines, --graph for call graphs (dwarf unwinding; larger files), --keep to
-#   keep the perf data (the directory is printed), --expose or --path (above).
+#   keep the perf data (the directory is printed), --expose or --path (above), --tuned (below).
+#
+# Switchboard runs with its defaults (2 vacant lines per agent, lines opened on demand, default
+# max_lines). --tuned gives the target 80 vacant lines, the forward 8, sb_load's calling agent one
+# per stream or worker, and the users max-lines 65535: the settings of run.sh's -tuned rows.
+# The user "idle" always has max-lines 65535 (15,000 lines are more than the default allows).
 #
 # Needs perf (Debian: linux-perf) or valgrind for idle-lines; uses the release build. Only the
 # processes started here are stopped, by PID.
@@ -21,7 +26,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WHAT=${1:-bulk}
 shift || true
-TLS=0; GRAPH=0; KEEP=0; EXPOSE=0; PATH_MODE=0
+TLS=0; GRAPH=0; KEEP=0; EXPOSE=0; PATH_MODE=0; TUNED=0
 for a in "$@"; do
   case $a in
     --tls) TLS=1 ;;
@@ -29,6 +34,7 @@ for a in "$@"; do
     --keep) KEEP=1 ;;
     --expose) EXPOSE=1 ;;
     --path) EXPOSE=1; PATH_MODE=1 ;;
+    --tuned) TUNED=1 ;;
     *) echo "profile.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -50,8 +56,11 @@ waitf() { local i; for ((i = 0; i < 200; i++)); do [[ -s $1 ]] && return 0; slee
 "$LOAD" echo-server --port-file "$W/echo.port" >/dev/null 2>&1 & PIDS+=($!)
 for u in dev caller idle; do
   echo "pw-$u" | "$RELAY" user add "$u" --data-dir "$W/data" >/dev/null 2>&1
-  "$RELAY" user max-lines "$u" 65535 --data-dir "$W/data" >/dev/null 2>&1
+  [[ $TUNED -eq 1 || $u == idle ]] && "$RELAY" user max-lines "$u" 65535 --data-dir "$W/data" >/dev/null 2>&1
 done
+# Vacant-line options: the agents' defaults unless --tuned (sb_load's agents are given the default 2).
+EXPOSE_LINES=(); FORWARD_LINES=(); CALLER_LINES=(--vacant-lines 2); TARGET_N=2
+[[ $TUNED -eq 1 ]] && { EXPOSE_LINES=(--vacant-lines 80); FORWARD_LINES=(--vacant-lines 8); CALLER_LINES=(); TARGET_N=80; }
 waitf "$W/sink.port" && waitf "$W/echo.port" || exit 2
 LINK=(--plaintext); RELAY_ARGS=(--plaintext)
 if [[ $TLS -eq 1 ]]; then
@@ -81,14 +90,14 @@ waitf "$W/relay.port" || exit 2
 RP=$(cat "$W/relay.port")
 if [[ $EXPOSE -eq 1 ]]; then
   SWITCHBOARD_PASSWORD=pw-dev "$SB" expose "sink=127.0.0.1:$(cat "$W/sink.port")" "echo=127.0.0.1:$(cat "$W/echo.port")" \
-    --relay "127.0.0.1:$RP" "${LINK[@]}" --user dev --vacant-lines 80 >"$W/target.log" 2>&1 & PIDS+=($!); EPID=$!
+    --relay "127.0.0.1:$RP" "${LINK[@]}" --user dev "${EXPOSE_LINES[@]}" >"$W/target.log" 2>&1 & PIDS+=($!); EPID=$!
 else
   SB_PW_DEV=pw-dev "$LOAD" sb-target --user dev --password-env SB_PW_DEV --relay "127.0.0.1:$RP" \
-    "${LINK[@]}" --vacant-lines 80 >"$W/target.log" 2>&1 & PIDS+=($!); EPID=$!
+    "${LINK[@]}" --vacant-lines "$TARGET_N" >"$W/target.log" 2>&1 & PIDS+=($!); EPID=$!
 fi
 sleep 2
 export SB_PW_CALLER=pw-caller
-AG=(--relay "127.0.0.1:$RP" "${LINK[@]}" --user caller --password-env SB_PW_CALLER --peer dev)
+AG=(--relay "127.0.0.1:$RP" "${LINK[@]}" "${CALLER_LINES[@]}" --user caller --password-env SB_PW_CALLER --peer dev)
 SINK=("${AG[@]}" --service sink); ECHO=("${AG[@]}" --service echo)
 FPID=
 if [[ $PATH_MODE -eq 1 ]]; then
@@ -98,7 +107,7 @@ if [[ $PATH_MODE -eq 1 ]]; then
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     echo "$port" >"$2"
     SWITCHBOARD_PASSWORD=pw-caller "$SB" forward "dev:$1" --listen "127.0.0.1:$port" \
-      --relay "127.0.0.1:$RP" "${LINK[@]}" --user caller --vacant-lines 8 >"$W/forward-$1.log" 2>&1 &
+      --relay "127.0.0.1:$RP" "${LINK[@]}" --user caller "${FORWARD_LINES[@]}" >"$W/forward-$1.log" 2>&1 &
     PIDS+=($!)
   }
   fwd sink "$W/fsink.port"; FPID=$!

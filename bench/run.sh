@@ -7,7 +7,8 @@
 #   bash bench/run.sh --full      # the figures of docs/benchmarks.md: 3 interleaved runs
 #
 # Options: --runs N, --only LIST (comma list of contender keys: direct,haproxy,socat,ssh,coturn,
-# sb-hop,sb-path,sb-tls; and the reference rows haproxy3,haproxy3-splice, run only when named),
+# sb-hop,sb-hop-tuned,sb-path,sb-path-tuned,sb-tls,sb-tls-tuned; and the reference rows
+# haproxy3,haproxy3-splice, run only when named),
 # --no-build, --no-install, --keep (keep the work directory), --out FILE (also write the table there).
 #
 # Contenders (every process on 127.0.0.1, ports picked here; the target services are sb_load's
@@ -22,6 +23,12 @@
 #            agent that is the server: echo and sink in-process, like the servers above)
 #   sb-path  (b) whole user path: sb_load TCP -> `switchboard agent` [[forward]] -> relay -> expose -> server
 #   sb-tls   (c) as (b) with TLS lines
+#   sb-*     run with Switchboard's defaults: no --vacant-lines on `expose`/`agent` (the agents'
+#            default, 2; sb_load's agents are given that same 2), no `user max-lines` (the default
+#            of new users). Lines open on demand (NEED-LINES) inside the measured time.
+#   sb-*-tuned  the same paths hand-tuned: EXPOSE_LINES / FORWARD_LINES vacant lines opened before
+#            the clock starts, sb_load's agents with one vacant line per stream, `max-lines 65535`.
+#            The table's last section gives default / tuned per column.
 #   haproxy3 / haproxy3-splice (reference rows for (b), only with --only): sb_load -> haproxy ->
 #            haproxy -> haproxy -> server, three processes as (b) has three forwarders; -splice with
 #            haproxy's kernel splicing on. Their relay CPU is the middle haproxy's.
@@ -74,10 +81,11 @@ else
 fi
 STREAMS=64
 PARALLEL=8
-EXPOSE_LINES=80      # the target agent's vacant lines: 64 streams + the rate workers + spare
-FORWARD_LINES=72     # the forwarding agent's vacant lines
+EXPOSE_LINES=80      # tuned rows: the target agent's vacant lines: 64 streams + the rate workers + spare
+FORWARD_LINES=72     # tuned rows: the forwarding agent's vacant lines
+DEFAULT_LINES=2      # the agents' default vacant_lines (docs/configuration.md), for sb_load's agents
 BG_LIMIT=3600        # no background process started here outlives this (seconds)
-ALL_CONTENDERS=(direct haproxy socat ssh coturn sb-hop sb-path sb-tls)
+ALL_CONTENDERS=(direct haproxy socat ssh coturn sb-hop sb-hop-tuned sb-path sb-path-tuned sb-tls sb-tls-tuned)
 # Run only when --only names them: reference rows (see start_haproxy_chain).
 EXTRA_CONTENDERS=(haproxy3 haproxy3-splice)
 for c in ${ONLY//,/ }; do
@@ -446,22 +454,47 @@ EOF
   C_SINK=$l1; C_ECHO=$l2; C_RELAY=("${PID[sshd]}"); C_PATH=("${PID[sshd]}" "${PID[ssh]}"); C_MEM=pss
 }
 
+# sb_add_users DATA_DIR MAX_LINES USER...: MAX_LINES "" leaves the users at the default.
+sb_add_users() {
+  local data=$1 max=$2 u
+  shift 2
+  for u in "$@"; do
+    "$RELAY_BIN" user add "$u" --data-dir "$data" <"$WORK/pw.$u" >>"$WORK/users.log" 2>&1 &&
+      { [[ -z $max ]] || "$RELAY_BIN" user max-lines "$u" "$max" --data-dir "$data" >>"$WORK/users.log" 2>&1; } || {
+        echo "run.sh: cannot create Switchboard users (see $WORK/users.log)"; cat "$WORK/users.log"; return 1; } >&2
+  done
+}
+
+# Two data directories, users with the same passwords: sbdata for the default rows, sbdata-tuned
+# for the -tuned rows. "idle" (the idle-line figure: LINES_N lines, more than the default
+# max_lines in --full) gets max-lines in both; it measures memory per line, not the data path.
 SB_READY=0
 sb_setup() {
   [[ $SB_READY -eq 1 ]] && return 0
-  SB_DATA=$WORK/sbdata
   local u
-  for u in dev caller fwd idle; do
-    echo "pw-$u-$RANDOM$RANDOM" >"$WORK/pw.$u"
-    "$RELAY_BIN" user add "$u" --data-dir "$SB_DATA" <"$WORK/pw.$u" >>"$WORK/users.log" 2>&1 &&
-      "$RELAY_BIN" user max-lines "$u" 65535 --data-dir "$SB_DATA" >>"$WORK/users.log" 2>&1 || {
-        echo "run.sh: cannot create Switchboard users (see $WORK/users.log)"; cat "$WORK/users.log"; return 1; } >&2
-  done
-  SB_FP=$("$RELAY_BIN" fingerprint --data-dir "$SB_DATA" 2>>"$WORK/users.log") || return 1
+  for u in dev caller fwd idle; do echo "pw-$u-$RANDOM$RANDOM" >"$WORK/pw.$u"; done
+  sb_add_users "$WORK/sbdata" "" dev caller fwd && sb_add_users "$WORK/sbdata" 65535 idle &&
+    sb_add_users "$WORK/sbdata-tuned" 65535 dev caller fwd idle || return 1
+  SB_FP_DEFAULT=$("$RELAY_BIN" fingerprint --data-dir "$WORK/sbdata" 2>>"$WORK/users.log") || return 1
+  SB_FP_TUNED=$("$RELAY_BIN" fingerprint --data-dir "$WORK/sbdata-tuned" 2>>"$WORK/users.log") || return 1
   export SB_PW_CALLER SB_PW_IDLE
   SB_PW_CALLER=$(cat "$WORK/pw.caller")
   SB_PW_IDLE=$(cat "$WORK/pw.idle")
   SB_READY=1
+}
+
+# sb_mode default|tuned: the settings of the Switchboard row being started (SB_TUNED, SB_DATA,
+# SB_FP, and the vacant-line options of the agents: empty for the defaults).
+sb_mode() {
+  if [[ $1 == tuned ]]; then
+    SB_TUNED=1; SB_DATA=$WORK/sbdata-tuned; SB_FP=$SB_FP_TUNED
+    SB_EXPOSE_VACANT=(--vacant-lines "$EXPOSE_LINES"); SB_FORWARD_VACANT="vacant_lines = $FORWARD_LINES"
+    SB_TARGET_LINES=$EXPOSE_LINES; SB_FORWARD_LINES=$FORWARD_LINES
+  else
+    SB_TUNED=0; SB_DATA=$WORK/sbdata; SB_FP=$SB_FP_DEFAULT
+    SB_EXPOSE_VACANT=(); SB_FORWARD_VACANT=""
+    SB_TARGET_LINES=$DEFAULT_LINES; SB_FORWARD_LINES=$DEFAULT_LINES
+  fi
 }
 
 # sb_start_relay plain|tls TAG: a fresh relay; sets C_RELAY_PORT.
@@ -489,12 +522,12 @@ sb_start_expose() {
   # shellcheck disable=SC2046
   start_bg "$tag" env SWITCHBOARD_PASSWORD="$(cat "$WORK/pw.dev")" "$SB_BIN" expose \
     "sink=127.0.0.1:$SINK_PORT" "echo=127.0.0.1:$ECHO_PORT" --user dev $(sb_link_args) \
-    --vacant-lines "$EXPOSE_LINES"
+    "${SB_EXPOSE_VACANT[@]}"
   C_PROCS=("$tag" "${C_PROCS[@]}")
   C_PATH+=("${PID[$tag]}")
   # Ready once the relay has logged in all of its vacant lines (the relay logs each login).
-  wait_log "$WORK/$C_RELAY_TAG.log" 'dev/line#[0-9]+: logged in' "$EXPOSE_LINES" 20 ||
-    log "expose: fewer than $EXPOSE_LINES lines logged in after 20 s; going on"
+  wait_log "$WORK/$C_RELAY_TAG.log" 'dev/line#[0-9]+: logged in' "$SB_TARGET_LINES" 20 ||
+    log "expose: fewer than $SB_TARGET_LINES lines logged in after 20 s; going on"
 }
 
 sb_start_forward() {
@@ -507,7 +540,7 @@ relay = "127.0.0.1:$C_RELAY_PORT"
 user = "fwd"
 password_file = "$WORK/pw.fwd"
 $tls_line
-vacant_lines = $FORWARD_LINES
+$SB_FORWARD_VACANT
 
 [[forward]]
 peer = "dev"
@@ -523,8 +556,8 @@ EOF
   C_PROCS=("$tag" "${C_PROCS[@]}")
   C_PATH+=("${PID[$tag]}")
   wait_port "$p1" 10 && wait_port "$p2" 5 || { C_WHY="forwarding agent did not start: $(tail -n 3 "$WORK/$tag.log" | tr '\n' ' ')"; return 1; }
-  wait_log "$WORK/$C_RELAY_TAG.log" 'fwd/line#[0-9]+: logged in' "$FORWARD_LINES" 20 ||
-    log "forward: fewer than $FORWARD_LINES lines logged in after 20 s; going on"
+  wait_log "$WORK/$C_RELAY_TAG.log" 'fwd/line#[0-9]+: logged in' "$SB_FORWARD_LINES" 20 ||
+    log "forward: fewer than $SB_FORWARD_LINES lines logged in after 20 s; going on"
   C_SINK=$p1; C_ECHO=$p2
 }
 
@@ -533,44 +566,52 @@ sb_start_target() {
   local tag=$1
   # shellcheck disable=SC2046
   start_bg "$tag" env SB_PW_DEV="$(cat "$WORK/pw.dev")" "$LOAD" sb-target --user dev \
-    --password-env SB_PW_DEV $(sb_link_args) --vacant-lines "$EXPOSE_LINES"
+    --password-env SB_PW_DEV $(sb_link_args) --vacant-lines "$SB_TARGET_LINES"
   C_PROCS=("$tag" "${C_PROCS[@]}")
-  wait_log "$WORK/$C_RELAY_TAG.log" 'dev/line#[0-9]+: logged in' "$EXPOSE_LINES" 20 ||
-    log "sb-target: fewer than $EXPOSE_LINES lines logged in after 20 s; going on"
+  wait_log "$WORK/$C_RELAY_TAG.log" 'dev/line#[0-9]+: logged in' "$SB_TARGET_LINES" 20 ||
+    log "sb-target: fewer than $SB_TARGET_LINES lines logged in after 20 s; going on"
 }
 
-start_sb-hop() {
+# sb_start_hop default|tuned, and likewise sb_start_path plain|tls default|tuned: the rows.
+sb_start_hop() {
   sb_setup || { C_WHY="Switchboard setup failed"; return 1; }
-  C_RELAY_TAG=relay_hop_$RUN
+  sb_mode "$1"
+  C_RELAY_TAG=relay_hop_$1_$RUN
   sb_start_relay plain "$C_RELAY_TAG" || return 1
   C_PATH=("${C_RELAY[@]}")
-  sb_start_target "target_hop_$RUN" || return 1
+  sb_start_target "target_hop_$1_$RUN" || return 1
   # shellcheck disable=SC2207
-  local link=($(sb_link_args))
-  C_AGENT_SINK=("${link[@]}" --user caller --password-env SB_PW_CALLER --peer dev --service sink)
-  C_AGENT_ECHO=("${link[@]}" --user caller --password-env SB_PW_CALLER --peer dev --service echo)
+  local link=($(sb_link_args)) lines=()
+  # Default rows: sb_load's calling agent keeps the agents' default; tuned rows: sb_load's own
+  # choice per workload (one vacant line per stream or worker, opened before the clock starts).
+  [[ $SB_TUNED -eq 0 ]] && lines=(--vacant-lines "$DEFAULT_LINES")
+  C_AGENT_SINK=("${link[@]}" "${lines[@]}" --user caller --password-env SB_PW_CALLER --peer dev --service sink)
+  C_AGENT_ECHO=("${link[@]}" "${lines[@]}" --user caller --password-env SB_PW_CALLER --peer dev --service echo)
   C_IDLE=lines
+  [[ $SB_TUNED -eq 1 ]] && C_IDLE=none   # the idle-line figure does not depend on the tuning
+  return 0
 }
 
-start_sb-path() {
+sb_start_path() {
   sb_setup || { C_WHY="Switchboard setup failed"; return 1; }
-  C_RELAY_TAG=relay_path_$RUN
-  sb_start_relay plain "$C_RELAY_TAG" || return 1
+  sb_mode "$2"
+  C_RELAY_TAG=relay_$1_$2_$RUN
+  sb_start_relay "$1" "$C_RELAY_TAG" || return 1
   C_PATH=("${C_RELAY[@]}")
-  sb_start_expose "expose_path_$RUN" || return 1
-  sb_start_forward "forward_path_$RUN" || return 1
-  C_IDLE=none   # same relay and lines as sb-hop; see its figure
+  sb_start_expose "expose_$1_$2_$RUN" || return 1
+  sb_start_forward "forward_$1_$2_$RUN" || return 1
+  # (b) shares the relay and lines of (a): see its figure; (c) measures TLS lines.
+  C_IDLE=none
+  [[ $1 == tls && $SB_TUNED -eq 0 ]] && C_IDLE=lines
+  return 0
 }
 
-start_sb-tls() {
-  sb_setup || { C_WHY="Switchboard setup failed"; return 1; }
-  C_RELAY_TAG=relay_tls_$RUN
-  sb_start_relay tls "$C_RELAY_TAG" || return 1
-  C_PATH=("${C_RELAY[@]}")
-  sb_start_expose "expose_tls_$RUN" || return 1
-  sb_start_forward "forward_tls_$RUN" || return 1
-  C_IDLE=lines
-}
+start_sb-hop() { sb_start_hop default; }
+start_sb-hop-tuned() { sb_start_hop tuned; }
+start_sb-path() { sb_start_path plain default; }
+start_sb-path-tuned() { sb_start_path plain tuned; }
+start_sb-tls() { sb_start_path tls default; }
+start_sb-tls-tuned() { sb_start_path tls tuned; }
 
 stop_contender() {
   local n
@@ -746,6 +787,9 @@ names = {
     "sb-hop": "Switchboard (a) relay hop, plaintext",
     "sb-path": "Switchboard (b) user path, plaintext",
     "sb-tls": "Switchboard (c) user path, TLS",
+    "sb-hop-tuned": "Switchboard (a) tuned",
+    "sb-path-tuned": "Switchboard (b) tuned",
+    "sb-tls-tuned": "Switchboard (c) tuned",
     "haproxy3": "reference: 3 haproxy in a chain",
     "haproxy3-splice": "reference: 3 haproxy in a chain, splice-auto",
 }
@@ -758,7 +802,7 @@ for m, _, hi, _ in cols:
     cand = [med(c, m) for c in peers if med(c, m) is not None and med(c, m) > 0]
     if cand:
         best[m] = max(cand) if hi else min(cand)
-not_applicable = {("direct", m) for m in ("relay_cpu", "path_cpu", "idle_kib")} | {(c, "idle_kib") for c in ("sb-path", "haproxy3", "haproxy3-splice")}
+not_applicable = {("direct", m) for m in ("relay_cpu", "path_cpu", "idle_kib")} | {(c, "idle_kib") for c in ("sb-path", "haproxy3", "haproxy3-splice", "sb-hop-tuned", "sb-path-tuned", "sb-tls-tuned")}
 failed = {}
 for line in open(notes):
     c, text = line.rstrip("\n").split("\t", 1)
@@ -794,6 +838,26 @@ print(f"sessions/s: connect + 1-byte echo + close, 8 in parallel for {rate_s} s;
 print(f"(relay = the hop itself: haproxy, socat, sshd, switchboard-relay; path = every process between client and server);")
 print(f"idle: peers {idle_n} idle proxied connections (VmRSS delta, or Pss sum for the process trees of socat and sshd);")
 print(f"Switchboard {lines_n} idle logged-in lines in a fresh relay (plaintext for (a), TLS for (c); (b) uses the relay of (a)).")
+print("Switchboard rows (a)-(c) run with the defaults (2 vacant lines per agent, default max_lines); the tuned rows with")
+print("80 (target) and 72 (forward) vacant lines opened before the clock, one per stream for sb_load's agents, max-lines 65535.")
+pairs = [(c, c + "-tuned") for c in ("sb-hop", "sb-path", "sb-tls") if c in order and c + "-tuned" in order]
+if pairs:
+    print()
+    print("Defaults against tuned, from the medians above: default/tuned for throughput and sessions/s, tuned/default")
+    print("for RTT and CPU (lower is better there), so >= 1.00 means the defaults do as well; the goal is >= 0.90.")
+    print()
+    rcols = [col for col in cols if col[0] != "idle_kib"]
+    print("| default vs tuned | " + " | ".join(h for _, h, _, _ in rcols) + " |")
+    print("|---|" + "---|" * len(rcols))
+    for dc, tc in pairs:
+        cells = []
+        for m, _, hi, _ in rcols:
+            d, t = med(dc, m), med(tc, m)
+            if d is None or t is None or d <= 0 or t <= 0:
+                cells.append("n/a")
+            else:
+                cells.append(f"x{(d / t) if hi else (t / d):.2f}")
+        print(f"| {names.get(dc, dc)} | " + " | ".join(cells) + " |")
 if failed:
     print()
     for c in order:

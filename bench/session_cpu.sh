@@ -5,17 +5,22 @@
 # /proc/PID/stat) per 1,000 sessions. CPU time, not sessions/s, so that a shared, loaded machine
 # disturbs the figure less.
 #
-#   bash bench/session_cpu.sh [SESSIONS] [--tls]       # default 20000 sessions, plaintext
+#   bash bench/session_cpu.sh [SESSIONS] [--tls] [--tuned]   # default 20000 sessions, plaintext
 #
+# Switchboard runs with its defaults (2 vacant lines per agent, lines opened on demand, default
+# max_lines); --tuned gives expose 16 vacant lines, the calling agent one per worker (10) and both
+# users max-lines 65535, the settings of the figures before elastic lines.
 # SB_BUILD_DIR selects the build tree (default build/release). Only the processes started here
 # are stopped, by PID.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=20000
 TLS=0
+TUNED=0
 for a in "$@"; do
   case $a in
     --tls) TLS=1 ;;
+    --tuned) TUNED=1 ;;
     [0-9]*) N=$a ;;
     *) echo "session_cpu.sh: unknown option $a" >&2; exit 2 ;;
   esac
@@ -39,8 +44,10 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 "$LOAD" echo-server --port-file "$W/echo.port" >/dev/null 2>&1 & PIDS+=($!)
 for u in dev caller; do
   echo "pw-$u" | "$RELAY" user add "$u" --data-dir "$W/data" >/dev/null 2>&1
-  "$RELAY" user max-lines "$u" 65535 --data-dir "$W/data" >/dev/null 2>&1
+  [[ $TUNED -eq 1 ]] && "$RELAY" user max-lines "$u" 65535 --data-dir "$W/data" >/dev/null 2>&1
 done
+EXPOSE_LINES=(); CALLER_LINES=(--vacant-lines 2)  # the agents' default (docs/configuration.md)
+[[ $TUNED -eq 1 ]] && { EXPOSE_LINES=(--vacant-lines 16); CALLER_LINES=(); }
 waitf "$W/echo.port" || exit 2
 LINK=(--plaintext); RELAY_ARGS=(--plaintext)
 if [[ $TLS -eq 1 ]]; then
@@ -51,9 +58,9 @@ fi
 waitf "$W/relay.port" || exit 2
 RP=$(cat "$W/relay.port")
 SWITCHBOARD_PASSWORD=pw-dev "$SB" expose "echo=127.0.0.1:$(cat "$W/echo.port")" \
-  --relay "127.0.0.1:$RP" "${LINK[@]}" --user dev --vacant-lines 16 >"$W/expose.log" 2>&1 & PIDS+=($!); EPID=$!
+  --relay "127.0.0.1:$RP" "${LINK[@]}" --user dev "${EXPOSE_LINES[@]}" >"$W/expose.log" 2>&1 & PIDS+=($!); EPID=$!
 sleep 2
-AG=(--relay "127.0.0.1:$RP" "${LINK[@]}" --user caller --password-env SB_PW_CALLER --peer dev)
+AG=(--relay "127.0.0.1:$RP" "${LINK[@]}" "${CALLER_LINES[@]}" --user caller --password-env SB_PW_CALLER --peer dev)
 # A short warm-up so that both agents have their lines before the counted run.
 SB_PW_CALLER=pw-caller "$LOAD" rate --seconds 2 --parallel 8 --max-sessions 500 "${AG[@]}" --service echo >/dev/null 2>&1
 r0=$(cpu_ticks "$RPID") e0=$(cpu_ticks "$EPID") t0=$(date +%s.%N)
