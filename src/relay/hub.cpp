@@ -162,6 +162,21 @@ void hub::announce(device& d, std::vector<std::string> services) {
   std::sort(services.begin(), services.end());
   take_over(d, services);
   d.services = std::move(services);
+  // Demands waiting for a service the instance no longer announces fail now, not after a ring.
+  std::deque<waiting_demand> dropped;
+  std::erase_if(d.waiting, [&](const waiting_demand& w) {
+    auto caller = w.caller.lock();
+    if (!caller || caller->waiting_for() != w.session) return true;
+    if (d.holds(caller->demanded_service())) return false;
+    dropped.push_back(w);
+    return true;
+  });
+  for (const auto& w : dropped) {
+    if (auto caller = w.caller.lock(); caller && caller->waiting_for() == w.session) {
+      caller->demand_failed(p::error_code::unknown_service,
+                            d.user + " no longer announces that service");
+    }
+  }
 }
 
 void hub::take_over(device& d, const std::vector<std::string>& services) {
@@ -187,18 +202,42 @@ void hub::take_over(device& d, const std::vector<std::string>& services) {
       });
     }
     if (lost.empty()) continue;
-    // Told in one frame, on the line that heard from its agent last (any state: §5).
-    line* best = nullptr;
-    for (line* l : other->lines) {
-      if (!l->closing() && (!best || l->last_rx() > best->last_rx())) best = l;
-    }
-    if (best) {
+    // Told in one frame (any state: §5). The text stays within the 1 KiB a message may have.
+    if (line* best = notice_line(*other)) {
       std::string why =
-          fmt::format("another instance of {} announced {}", d.user, fmt::join(lost, ", "));
+          fmt::format("another instance of {} announced {} of its services", d.user, lost.size());
       best->notify(p::service_lost{std::move(lost), std::move(why)});
     }
   }
-  if (!d.waiting.empty()) send_need_lines(d.user, d.instance);
+  if (d.waiting.empty()) return;
+  // The moved demands take the new holder's vacant lines, or ask for lines, once the login or
+  // ANNOUNCE that took them over is done (the device then holds its new line).
+  asio::post(ex_, [this, alive = std::weak_ptr<int>(alive_), user = d.user, instance = d.instance] {
+    if (alive.expired()) return;
+    device* dd = find_device(user, instance);
+    if (!dd) return;
+    for (std::size_t i = 0; i < dd->lines.size() && !dd->waiting.empty(); ++i) {
+      line_vacant(*dd->lines[i]);
+    }
+    send_need_lines(user, instance);
+  });
+}
+
+line* hub::notice_line(const device& d) const {
+  // A line that reads what the relay writes: one not paired (a paired line's agent may hold back
+  // its reads behind its local service's flow control), else the one that heard from its agent
+  // last.
+  line* best = nullptr;
+  const auto better = [](const line* a, const line* b) {
+    const bool a_free = a->state() != line_state::paired;
+    const bool b_free = b->state() != line_state::paired;
+    if (a_free != b_free) return a_free;
+    return a->last_rx() > b->last_rx();
+  };
+  for (line* l : d.lines) {
+    if (!l->closing() && (!best || better(l, best))) best = l;
+  }
+  return best;
 }
 
 admit_result hub::admit(line& l, const p::login& m, const login_verdict& v) {
@@ -247,8 +286,8 @@ void hub::evict_device(device* d, p::error_code code, const std::string& text) {
   const std::unique_ptr<device> gone = std::move(*pos);
   list.erase(pos);
   if (list.empty()) devices_.erase(it);
-  fail_waiting(*gone, p::error_code::target_offline, "the target logged out");
   for (line* l : gone->lines) l->evicted(code, text);
+  fail_waiting(*gone, p::error_code::target_offline, "the target logged out");
 }
 
 void hub::fail_waiting(device& d, p::error_code code, const std::string& text) {
@@ -338,13 +377,10 @@ void hub::send_need_lines(const std::string& user, const p::instance_id& instanc
   d->need_notice_queued = false;
   const std::size_t n = live_waiting(*d);
   if (n == 0) return;
-  line* best = nullptr;
-  for (line* l : d->lines) {
-    if (!l->closing() && (!best || l->last_rx() > best->last_rx())) best = l;
-  }
+  line* best = notice_line(*d);
   if (!best) return;
   ++counters_.need_lines_sent;
-  best->notify(p::need_lines{static_cast<std::uint16_t>(std::min<std::size_t>(n, 0xffff))});
+  best->notify_need_lines(static_cast<std::uint16_t>(std::min<std::size_t>(n, 0xffff)));
 }
 
 void hub::line_vacant(line& l) {

@@ -275,6 +275,8 @@ class hub {
   // Drops stale entries from the front and counts the live ones.
   static std::size_t live_waiting(device& d);
   void send_need_lines(const std::string& user, const protocol::instance_id& instance);
+  // The line of `d` a notice (NEED-LINES, SERVICE-LOST) goes to; null if none is open.
+  line* notice_line(const device& d) const;
   void fail_waiting(device& d, protocol::error_code code, const std::string& text);
   std::unordered_set<line*> all_lines_;
 

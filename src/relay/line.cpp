@@ -647,6 +647,24 @@ void line::notify(p::message m) {
       asio::detached);
 }
 
+void line::notify_need_lines(std::uint16_t count) {
+  if (closing_) return;
+  need_lines_due_ = count;
+  if (need_lines_writing_) return;  // the writer below sends this count next
+  need_lines_writing_ = true;
+  asio::co_spawn(
+      hub_.executor(),
+      [self = shared_from_this()]() -> awaitable<void> {
+        while (self->need_lines_due_ && !self->closing_) {
+          const p::message m = p::need_lines{*self->need_lines_due_};
+          self->need_lines_due_.reset();
+          if (!co_await self->send(m)) break;
+        }
+        self->need_lines_writing_ = false;
+      },
+      asio::detached);
+}
+
 awaitable<void> line::on(const p::accept& m) {
   if (!session_ || session_->id != m.session) co_return;  // an answer to an earlier call
   auto s = session_;

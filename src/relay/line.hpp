@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "net/async_mutex.hpp"
@@ -76,6 +77,9 @@ class line : public std::enable_shared_from_this<line> {
   // on the FIFO write mutex before the caller goes on. A line with 8 notices unwritten (it does
   // not read) is closed instead.
   void notify(protocol::message m);
+  // NEED-LINES(count) from a coroutine of its own, outside notify()'s cap: at most one is
+  // waiting to be written per line, and it carries the newest count when it is written.
+  void notify_need_lines(std::uint16_t count);
 
   // Called by the hub's deadline timer for the entry this line queued for `at`. Entries other
   // than the newest one are ignored; a deadline that has moved on is queued again.
@@ -167,7 +171,9 @@ class line : public std::enable_shared_from_this<line> {
   std::shared_ptr<offload> offload_;
   std::uint64_t pong_nonce_ = 0;
   std::uint32_t pending_notices_ = 0;  // notify() frames not yet written (bounded: see notify)
-  clock::time_point peers_due_{};      // PEERS? pacing: when the answers given so far are paid for
+  std::optional<std::uint16_t> need_lines_due_;  // notify_need_lines(): the count to write next
+  bool need_lines_writing_ = false;              // its writer coroutine runs
+  clock::time_point peers_due_{};  // PEERS? pacing: when the answers given so far are paid for
   protocol::error_code close_code_ = protocol::error_code::ok;
   protocol::error_code peer_code_ = protocol::error_code::peer_lost;
 };

@@ -3,6 +3,8 @@
 // service wins (SERVICE-LOST to the old holder, which does not take it back).
 #include "relay/harness.hpp"
 
+#include <fmt/format.h>
+
 namespace switchboard::test {
 namespace {
 
@@ -185,6 +187,67 @@ TEST(Services, ServiceLostIsSentToTheOldHolder) {
     const auto lost = co_await old_line.expect<p::service_lost>();
     EXPECT_EQ(lost.services, (names{"ssh"}));
     co_await old_line.expect_alive(3);
+  });
+}
+
+// A takeover of 32 services with long names is told in one SERVICE-LOST whose text stays within
+// the 1 KiB a message may carry; the old instance's line keeps working.
+TEST(Services, ATakeoverOfManyLongServicesIsToldInOneFrame) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    names many;
+    for (int i = 0; i < 32; ++i) many.push_back(fmt::format("service-with-a-long-name-{:05}", i));
+    auto old_line = co_await raw_client::connect(env.endpoint);
+    p::login first = login_message("bob", password_of("bob"), 25'000, false);
+    first.services = many;
+    co_await old_line.send(first);
+    (void)co_await old_line.expect<p::login_ok>();
+    auto new_line = co_await raw_client::connect(env.endpoint);
+    p::login second = login_message("bob", password_of("bob"), 25'000, false);
+    second.services = many;
+    co_await new_line.send(second);
+    (void)co_await new_line.expect<p::login_ok>();
+    const auto lost = co_await old_line.expect<p::service_lost>();
+    EXPECT_EQ(lost.services.size(), 32u);
+    co_await old_line.expect_alive(9);
+  });
+}
+
+// An ANNOUNCE that drops a service fails the demands waiting for it (UNKNOWN_SERVICE) at once.
+TEST(Services, AnAnnounceThatDropsAServiceFailsItsWaitingDemands) {
+  relay_env env;
+  env.run([&]() -> awaitable<void> {
+    auto bob = co_await raw_client::connect(env.endpoint);
+    p::login m = login_message("bob", password_of("bob"), 25'000, false);
+    m.services = {"echo", "web"};
+    co_await bob.send(m);
+    const auto ok = co_await bob.expect<p::login_ok>();
+    auto bob_calls = co_await raw_client::connect(env.endpoint);
+    {
+      p::login c = login_message("bob", "", 25'000, false, m.instance);
+      c.auth = p::auth_method::ticket;
+      c.secret = std::string(ok.ticket.begin(), ok.ticket.end());
+      c.calls_only = true;
+      co_await bob_calls.send(c);
+      (void)co_await bob_calls.expect<p::login_ok>();
+    }
+    auto alice = co_await raw_client::connect(env.endpoint);
+    co_await alice.login("alice", password_of("alice"), 25'000, false);
+    auto alice2 = co_await raw_client::connect(env.endpoint);
+    const auto r = co_await alice2.ticket_login(alice, false);
+    CO_ASSERT_TRUE(std::holds_alternative<p::login_ok>(r));
+    const p::message d1 = p::demand{"bob", "echo"};
+    co_await alice.send(d1);
+    (void)co_await bob.expect<p::incoming>();
+    const p::message d2 = p::demand{"bob", "web"};
+    co_await alice2.send(d2);  // waits: bob's only line that may ring is ringing
+    CO_WAIT_UNTIL(env.counters().demands_waited == 1, 5s);
+    p::announce a;
+    a.services = {"echo"};
+    const p::message drop = std::move(a);
+    co_await bob_calls.send(drop);
+    const auto f = co_await alice2.expect_fail(err::unknown_service);
+    EXPECT_NE(f.message.find("no longer"), std::string::npos) << f.message;
   });
 }
 
