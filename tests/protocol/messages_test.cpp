@@ -413,7 +413,8 @@ TEST(RoundTrip, BoundaryFieldsSurviveExactly) {
     EXPECT_EQ(back.keepalive_ms, 7u);
   }
   {
-    const login m = make_login(auth_method::ticket, "bob", ticket_secret(sample_ticket()), {}, 25000);
+    const login m =
+        make_login(auth_method::ticket, "bob", ticket_secret(sample_ticket()), {}, 25000);
     const auto back = std::get<login>(round_trip(m));
     EXPECT_EQ(back.auth, auth_method::ticket);
     EXPECT_EQ(back.secret.size(), 40u);

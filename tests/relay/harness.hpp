@@ -47,9 +47,9 @@ namespace switchboard::test {
 
 // The services the test agents that answer announce: every service name the tests call.
 inline std::vector<std::string> test_services() {
-  return {"a",    "any",  "bulk",  "digest", "echo",  "f",   "fax", "files", "ftp",
-          "late", "more", "rude",  "req",    "s",     "silent", "sink", "sleeping", "ssh",
-          "web",  "k",    "guess", "nothing", "partial", "slow", "secret"};
+  return {"a",    "any",  "bulk",  "digest",  "echo",    "f",      "fax",   "files",    "ftp",
+          "late", "more", "rude",  "req",     "s",       "silent", "sink",  "sleeping", "ssh",
+          "web",  "k",    "guess", "nothing", "partial", "slow",   "secret"};
 }
 
 using namespace std::chrono_literals;
